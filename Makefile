@@ -1,0 +1,40 @@
+# kiln: `make demo` builds and runs the example; `make test` runs the tests.
+GO      ?= go
+BIN     := bin
+export PATH := $(PATH):/usr/local/go/bin
+
+.PHONY: all build deps demo test test-short vet bench clean
+
+all: build
+
+build:
+	$(GO) build -o $(BIN)/kiln ./cmd/kiln
+	$(GO) build -o $(BIN)/kiln-busybox ./cmd/kiln-busybox
+
+# Installs what kiln and its tests use from Debian (needs root, or sudo).
+deps:
+	@bash .ci/deps.sh
+
+# Builds examples/hello on a busybox base made from Debian's busybox-static
+# (no registry or internet needed) into the default store, then runs it.
+demo: deps build
+	$(BIN)/kiln-busybox -o $(BIN)/busybox.tar
+	$(BIN)/kiln load -i $(BIN)/busybox.tar
+	$(BIN)/kiln build -t hello:latest examples/hello
+	$(BIN)/kiln images
+	$(BIN)/kiln run --rm hello:latest
+
+vet:
+	$(GO) vet ./...
+
+test: deps vet
+	$(GO) test -race -count=1 -timeout 20m ./...
+
+test-short: vet
+	$(GO) test -short -count=1 ./...
+
+bench: build
+	bash .ci/bench.sh
+
+clean:
+	rm -rf $(BIN)

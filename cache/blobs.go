@@ -1,0 +1,169 @@
+package cache
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+
+	"github.com/kiln-build/kiln/solver/dag"
+)
+
+// BlobPath is where the blob with digest d lives (whether or not it exists).
+func (s *Store) BlobPath(d dag.Digest) string {
+	return filepath.Join(s.root, "blobs", "sha256", d.Hex())
+}
+
+// HasBlob reports whether the blob d is in the store, with its size.
+func (s *Store) HasBlob(d dag.Digest) (int64, bool) {
+	if validHex(d) != nil {
+		return 0, false
+	}
+	fi, err := os.Stat(s.BlobPath(d))
+	if err != nil {
+		return 0, false
+	}
+	return fi.Size(), true
+}
+
+// OpenBlob opens blob d for reading.
+func (s *Store) OpenBlob(ctx context.Context, d dag.Digest) (io.ReadCloser, error) {
+	if err := validHex(d); err != nil {
+		return nil, err
+	}
+	f, err := os.Open(s.BlobPath(d))
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("blob %s: %w", d, ErrNotFound)
+		}
+		return nil, fmt.Errorf("blob %s: %w", d, err)
+	}
+	return f, nil
+}
+
+// ReadBlob reads a small blob (a manifest or config) whole, verifying it.
+func (s *Store) ReadBlob(ctx context.Context, d dag.Digest) ([]byte, error) {
+	rc, err := s.OpenBlob(ctx, d)
+	if err != nil {
+		return nil, err
+	}
+	defer rc.Close()
+	b, err := io.ReadAll(rc)
+	if err != nil {
+		return nil, fmt.Errorf("blob %s: %w", d, err)
+	}
+	if got := digestOf(b); got != d {
+		return nil, fmt.Errorf("blob %s is corrupt (content hashes to %s)", d, got)
+	}
+	return b, nil
+}
+
+func digestOf(b []byte) dag.Digest {
+	sum := sha256.Sum256(b)
+	return dag.Digest("sha256:" + hex.EncodeToString(sum[:]))
+}
+
+// BlobWriter writes one blob: to a temp file, hashed on the way, then
+// fsynced, verified and renamed into place by Commit.
+type BlobWriter struct {
+	s    *Store
+	f    *os.File
+	h    hash.Hash
+	n    int64
+	done bool
+}
+
+// NewBlobWriter starts a blob.
+func (s *Store) NewBlobWriter() (*BlobWriter, error) {
+	f, err := os.CreateTemp(filepath.Join(s.root, "tmp"), "blob-")
+	if err != nil {
+		return nil, fmt.Errorf("new blob: %w", err)
+	}
+	return &BlobWriter{s: s, f: f, h: sha256.New()}, nil
+}
+
+func (w *BlobWriter) Write(p []byte) (int, error) {
+	n, err := w.f.Write(p)
+	w.h.Write(p[:n])
+	w.n += int64(n)
+	return n, err
+}
+
+// Commit finishes the blob. If expected is not "", the content must hash
+// to it. It returns the blob's digest and size.
+func (w *BlobWriter) Commit(expected dag.Digest) (dag.Digest, int64, error) {
+	defer w.Close()
+	d := dag.Digest("sha256:" + hex.EncodeToString(w.h.Sum(nil)))
+	if expected != "" && expected != d {
+		return "", 0, fmt.Errorf("blob digest mismatch: expected %s, got %s", expected, d)
+	}
+	if err := w.f.Sync(); err != nil {
+		return "", 0, fmt.Errorf("blob %s: %w", d, err)
+	}
+	if err := w.f.Close(); err != nil {
+		return "", 0, fmt.Errorf("blob %s: %w", d, err)
+	}
+	if err := os.Rename(w.f.Name(), w.s.BlobPath(d)); err != nil {
+		return "", 0, fmt.Errorf("blob %s: %w", d, err)
+	}
+	w.done = true
+	return d, w.n, nil
+}
+
+// Close abandons an uncommitted blob.
+func (w *BlobWriter) Close() error {
+	if w.done {
+		return nil
+	}
+	w.done = true
+	w.f.Close()
+	return os.Remove(w.f.Name())
+}
+
+// PutBlob stores r's content as a blob and returns its digest and size.
+func (s *Store) PutBlob(ctx context.Context, r io.Reader, expected dag.Digest) (dag.Digest, int64, error) {
+	if expected != "" {
+		if n, ok := s.HasBlob(expected); ok {
+			return expected, n, nil
+		}
+	}
+	w, err := s.NewBlobWriter()
+	if err != nil {
+		return "", 0, err
+	}
+	defer w.Close()
+	if _, err := io.Copy(w, ctxReader{ctx, r}); err != nil {
+		return "", 0, fmt.Errorf("writing blob: %w", err)
+	}
+	return w.Commit(expected)
+}
+
+// PutBlobBytes stores b as a blob.
+func (s *Store) PutBlobBytes(ctx context.Context, b []byte) (dag.Digest, error) {
+	d := digestOf(b)
+	if _, ok := s.HasBlob(d); ok {
+		return d, nil
+	}
+	if err := s.writeFile(s.BlobPath(d), b); err != nil {
+		return "", err
+	}
+	return d, nil
+}
+
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
+}

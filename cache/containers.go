@@ -1,0 +1,117 @@
+package cache
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/kiln-build/kiln/solver/dag"
+)
+
+// Container is a container's record: the image it came from, its writable
+// layer (Dir/upper) and its state.
+type Container struct {
+	ID       string     `json:"id"`
+	Name     string     `json:"name"`
+	Image    string     `json:"image"`
+	Digest   dag.Digest `json:"digest"` // image manifest
+	Command  []string   `json:"command"`
+	Created  time.Time  `json:"created"`
+	Status   string     `json:"status"` // created, running, exited
+	ExitCode int        `json:"exitCode"`
+	Finished time.Time  `json:"finished,omitempty"`
+	Pid      int        `json:"pid,omitempty"`
+}
+
+// ContainerDir is where container id keeps its upper and work dirs.
+func (s *Store) ContainerDir(id string) string {
+	return filepath.Join(s.root, "containers", id)
+}
+
+// CreateContainer makes c's directory and record; it fills in ID (and a
+// Name when empty).
+func (s *Store) CreateContainer(ctx context.Context, c *Container) error {
+	if c.Name != "" {
+		if _, err := s.Container(ctx, c.Name); err == nil {
+			return fmt.Errorf("the container name %q is already in use", c.Name)
+		}
+	}
+	c.ID = randomID() + randomID()[:32]
+	if c.Name == "" {
+		c.Name = "kiln_" + c.ID[:12]
+	}
+	c.Created = time.Now().UTC()
+	c.Status = "created"
+	dir := s.ContainerDir(c.ID)
+	for _, d := range []string{dir, filepath.Join(dir, "upper"), filepath.Join(dir, "work")} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			return fmt.Errorf("creating container %s: %w", c.Name, err)
+		}
+	}
+	return s.SaveContainer(ctx, c)
+}
+
+// SaveContainer writes c's record.
+func (s *Store) SaveContainer(ctx context.Context, c *Container) error {
+	return s.writeJSON(filepath.Join(s.ContainerDir(c.ID), "state.json"), c)
+}
+
+// Containers lists the containers, newest first.
+func (s *Store) Containers(ctx context.Context) ([]Container, error) {
+	ents, err := os.ReadDir(filepath.Join(s.root, "containers"))
+	if err != nil {
+		return nil, err
+	}
+	var out []Container
+	for _, e := range ents {
+		var c Container
+		if readJSON(filepath.Join(s.root, "containers", e.Name(), "state.json"), &c) == nil {
+			if c.Status == "running" && c.Pid > 0 && !alive(c.Pid) {
+				c.Status = "exited" // its kiln process died without recording the end
+			}
+			out = append(out, c)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Created.After(out[j].Created) })
+	return out, nil
+}
+
+func alive(pid int) bool {
+	p, err := os.FindProcess(pid)
+	if err != nil {
+		return false
+	}
+	return p.Signal(sigZero) == nil
+}
+
+// Container finds a container by name, ID or ID prefix.
+func (s *Store) Container(ctx context.Context, ref string) (Container, error) {
+	cs, err := s.Containers(ctx)
+	if err != nil {
+		return Container{}, err
+	}
+	for _, c := range cs {
+		if c.Name == ref || c.ID == ref || (len(ref) >= 4 && strings.HasPrefix(c.ID, ref)) {
+			return c, nil
+		}
+	}
+	return Container{}, fmt.Errorf("container %s: %w", ref, ErrNotFound)
+}
+
+// RemoveContainer deletes a container and its writable layer.
+func (s *Store) RemoveContainer(ctx context.Context, id string) error {
+	if id == "" || strings.ContainsAny(id, "/.") {
+		return fmt.Errorf("invalid container id %q", id)
+	}
+	// Rename first so a half-removed container never looks like a live one.
+	dir := s.ContainerDir(id)
+	tmp := filepath.Join(s.root, "tmp", "rm-"+id)
+	if err := os.Rename(dir, tmp); err != nil {
+		return fmt.Errorf("removing container %s: %w", id, err)
+	}
+	return os.RemoveAll(tmp)
+}

@@ -1,0 +1,330 @@
+package cache
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/partial"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	"github.com/kiln-build/kiln/solver/dag"
+)
+
+// ImageRecord is one name in the store.
+type ImageRecord struct {
+	Name    string     `json:"name"`   // canonical, e.g. docker.io/library/busybox:latest
+	Digest  dag.Digest `json:"digest"` // manifest
+	Created time.Time  `json:"created"`
+}
+
+// ParseName parses an image reference as docker does (a bare name is on
+// docker.io, library/ for one path component, tag latest) and allows
+// plain HTTP for registries on the loopback interface.
+func ParseName(ref string) (name.Reference, error) {
+	opts := []name.Option{name.WeakValidation}
+	if host := strings.SplitN(ref, "/", 2)[0]; strings.Contains(ref, "/") && isLoopback(host) {
+		opts = append(opts, name.Insecure)
+	}
+	r, err := name.ParseReference(ref, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("invalid image reference %q: %w", ref, err)
+	}
+	return r, nil
+}
+
+func isLoopback(host string) bool {
+	h := host
+	if i := strings.LastIndex(h, ":"); i >= 0 && !strings.HasSuffix(h, "]") {
+		h = h[:i]
+	}
+	h = strings.Trim(h, "[]")
+	return h == "localhost" || strings.HasPrefix(h, "127.") || h == "::1"
+}
+
+// CanonicalName is ref's full name in docker's spelling
+// ("docker.io/library/busybox:latest").
+func CanonicalName(r name.Reference) string {
+	s := r.Name()
+	if strings.HasPrefix(s, name.DefaultRegistry+"/") {
+		s = "docker.io/" + strings.TrimPrefix(s, name.DefaultRegistry+"/")
+	}
+	return s
+}
+
+// FamiliarName shortens a canonical name the way docker prints it.
+func FamiliarName(s string) string {
+	s = strings.TrimPrefix(s, "docker.io/")
+	return strings.TrimPrefix(s, "library/")
+}
+
+func (s *Store) imagePath(canonical string) string {
+	return filepath.Join(s.root, "images", digestOf([]byte(canonical)).Hex()+".json")
+}
+
+// Tag points the name ref at manifest digest d.
+func (s *Store) Tag(ctx context.Context, ref string, d dag.Digest) error {
+	r, err := ParseName(ref)
+	if err != nil {
+		return err
+	}
+	if _, ok := r.(name.Digest); ok {
+		return fmt.Errorf("cannot tag with a digest reference %q", ref)
+	}
+	c := CanonicalName(r)
+	return s.writeJSON(s.imagePath(c), ImageRecord{Name: c, Digest: d, Created: time.Now().UTC()})
+}
+
+// Untag removes a name.
+func (s *Store) Untag(ctx context.Context, ref string) error {
+	r, err := ParseName(ref)
+	if err != nil {
+		return err
+	}
+	if err := os.Remove(s.imagePath(CanonicalName(r))); err != nil {
+		if os.IsNotExist(err) {
+			return fmt.Errorf("image %s: %w", ref, ErrNotFound)
+		}
+		return err
+	}
+	return nil
+}
+
+// Resolve returns the manifest digest that ref names in the store: a
+// tag, a digest reference, or a (prefix of a) manifest digest.
+func (s *Store) Resolve(ctx context.Context, ref string) (ImageRecord, error) {
+	if d := strings.TrimPrefix(ref, "sha256:"); len(d) >= 12 && isHex(d) {
+		recs, _ := s.Images(ctx)
+		for _, r := range recs {
+			if strings.HasPrefix(r.Digest.Hex(), d) {
+				return r, nil
+			}
+		}
+	}
+	r, err := ParseName(ref)
+	if err != nil {
+		return ImageRecord{}, err
+	}
+	if dg, ok := r.(name.Digest); ok {
+		d := dag.Digest(dg.DigestStr())
+		if _, ok := s.HasBlob(d); ok {
+			return ImageRecord{Name: CanonicalName(r), Digest: d}, nil
+		}
+		return ImageRecord{}, fmt.Errorf("image %s: %w", ref, ErrNotFound)
+	}
+	var rec ImageRecord
+	if err := readJSON(s.imagePath(CanonicalName(r)), &rec); err != nil {
+		return ImageRecord{}, fmt.Errorf("image %s: %w", ref, ErrNotFound)
+	}
+	if _, ok := s.HasBlob(rec.Digest); !ok {
+		return ImageRecord{}, fmt.Errorf("image %s manifest %s: %w", ref, rec.Digest, ErrNotFound)
+	}
+	return rec, nil
+}
+
+func isHex(s string) bool {
+	for _, c := range s {
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// Images lists the names in the store, sorted.
+func (s *Store) Images(ctx context.Context) ([]ImageRecord, error) {
+	ents, err := os.ReadDir(filepath.Join(s.root, "images"))
+	if err != nil {
+		return nil, fmt.Errorf("listing images: %w", err)
+	}
+	var out []ImageRecord
+	for _, e := range ents {
+		var r ImageRecord
+		if err := readJSON(filepath.Join(s.root, "images", e.Name()), &r); err != nil {
+			continue
+		}
+		out = append(out, r)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out, nil
+}
+
+// Image is a stored image, readable as a go-containerregistry v1.Image
+// whose layers are the stored compressed blobs (never recompressed).
+func (s *Store) Image(ctx context.Context, manifest dag.Digest) (v1.Image, error) {
+	raw, err := s.ReadBlob(ctx, manifest)
+	if err != nil {
+		return nil, err
+	}
+	m, err := v1.ParseManifest(bytes.NewReader(raw))
+	if err != nil {
+		return nil, fmt.Errorf("manifest %s: %w", manifest, err)
+	}
+	cfg, err := s.ReadBlob(ctx, dag.Digest(m.Config.Digest.String()))
+	if err != nil {
+		return nil, fmt.Errorf("config of %s: %w", manifest, err)
+	}
+	return partial.CompressedToImage(&storeImage{s: s, ctx: ctx, manifest: raw, m: m, config: cfg})
+}
+
+// ImageLayers returns the stored layers of the image with manifest d,
+// bottom first, and its config.
+func (s *Store) ImageLayers(ctx context.Context, d dag.Digest) ([]Layer, *v1.ConfigFile, error) {
+	img, err := s.Image(ctx, d)
+	if err != nil {
+		return nil, nil, err
+	}
+	cfg, err := img.ConfigFile()
+	if err != nil {
+		return nil, nil, fmt.Errorf("config of %s: %w", d, err)
+	}
+	out := make([]Layer, 0, len(cfg.RootFS.DiffIDs))
+	for _, id := range cfg.RootFS.DiffIDs {
+		l, err := s.Layer(dag.Digest(id.String()))
+		if err != nil {
+			return nil, nil, fmt.Errorf("image %s: %w", d, err)
+		}
+		out = append(out, l)
+	}
+	return out, cfg, nil
+}
+
+type storeImage struct {
+	s        *Store
+	ctx      context.Context
+	manifest []byte
+	m        *v1.Manifest
+	config   []byte
+}
+
+func (i *storeImage) RawConfigFile() ([]byte, error) { return i.config, nil }
+func (i *storeImage) RawManifest() ([]byte, error)   { return i.manifest, nil }
+func (i *storeImage) MediaType() (types.MediaType, error) {
+	if i.m.MediaType != "" {
+		return i.m.MediaType, nil
+	}
+	return types.OCIManifestSchema1, nil
+}
+
+func (i *storeImage) LayerByDigest(h v1.Hash) (partial.CompressedLayer, error) {
+	for _, d := range i.m.Layers {
+		if d.Digest == h {
+			return &storeLayer{s: i.s, ctx: i.ctx, desc: d}, nil
+		}
+	}
+	return nil, fmt.Errorf("layer %s is not in the image: %w", h, ErrNotFound)
+}
+
+type storeLayer struct {
+	s    *Store
+	ctx  context.Context
+	desc v1.Descriptor
+}
+
+func (l *storeLayer) Digest() (v1.Hash, error)            { return l.desc.Digest, nil }
+func (l *storeLayer) Size() (int64, error)                { return l.desc.Size, nil }
+func (l *storeLayer) MediaType() (types.MediaType, error) { return l.desc.MediaType, nil }
+func (l *storeLayer) Compressed() (io.ReadCloser, error) {
+	return l.s.OpenBlob(l.ctx, dag.Digest(l.desc.Digest.String()))
+}
+
+// CommitImage writes cfg (with RootFS set from layers) and an OCI
+// manifest for layers to the store and returns the manifest digest.
+func (s *Store) CommitImage(ctx context.Context, cfg *v1.ConfigFile, layers []Layer) (dag.Digest, error) {
+	c := *cfg
+	c.RootFS = v1.RootFS{Type: "layers", DiffIDs: make([]v1.Hash, len(layers))}
+	for i, l := range layers {
+		h, err := v1.NewHash(string(l.DiffID))
+		if err != nil {
+			return "", err
+		}
+		c.RootFS.DiffIDs[i] = h
+	}
+	cb, err := json.Marshal(&c)
+	if err != nil {
+		return "", fmt.Errorf("encoding image config: %w", err)
+	}
+	cd, err := s.PutBlobBytes(ctx, cb)
+	if err != nil {
+		return "", err
+	}
+	ch, _ := v1.NewHash(string(cd))
+	m := v1.Manifest{
+		SchemaVersion: 2,
+		MediaType:     types.OCIManifestSchema1,
+		Config:        v1.Descriptor{MediaType: types.OCIConfigJSON, Size: int64(len(cb)), Digest: ch},
+		Layers:        make([]v1.Descriptor, len(layers)),
+	}
+	for i, l := range layers {
+		h, err := v1.NewHash(string(l.Digest))
+		if err != nil {
+			return "", err
+		}
+		m.Layers[i] = v1.Descriptor{MediaType: types.MediaType(l.MediaType), Size: l.Size, Digest: h}
+	}
+	mb, err := json.Marshal(&m)
+	if err != nil {
+		return "", fmt.Errorf("encoding manifest: %w", err)
+	}
+	return s.PutBlobBytes(ctx, mb)
+}
+
+// ImportImage stores img (its layers unpacked into snapshots) and returns
+// its manifest digest. Layers already in the store are not read again.
+func (s *Store) ImportImage(ctx context.Context, img v1.Image) (dag.Digest, error) {
+	cfg, err := img.ConfigFile()
+	if err != nil {
+		return "", fmt.Errorf("reading image config: %w", err)
+	}
+	layers, err := img.Layers()
+	if err != nil {
+		return "", fmt.Errorf("reading image layers: %w", err)
+	}
+	if len(layers) != len(cfg.RootFS.DiffIDs) {
+		return "", fmt.Errorf("image has %d layers but its config lists %d diff_ids", len(layers), len(cfg.RootFS.DiffIDs))
+	}
+	for i, l := range layers {
+		diffID := dag.Digest(cfg.RootFS.DiffIDs[i].String())
+		if _, err := s.Layer(diffID); err == nil {
+			continue
+		}
+		d, err := l.Digest()
+		if err != nil {
+			return "", fmt.Errorf("layer %d: %w", i, err)
+		}
+		mt, err := l.MediaType()
+		if err != nil {
+			return "", fmt.Errorf("layer %s: %w", d, err)
+		}
+		rc, err := l.Compressed()
+		if err != nil {
+			return "", fmt.Errorf("fetching layer %s: %w", d, err)
+		}
+		_, err = s.ImportLayer(ctx, rc, dag.Digest(d.String()), diffID, string(mt))
+		rc.Close()
+		if err != nil {
+			return "", err
+		}
+	}
+	cb, err := img.RawConfigFile()
+	if err != nil {
+		return "", err
+	}
+	if _, err := s.PutBlobBytes(ctx, cb); err != nil {
+		return "", err
+	}
+	mb, err := img.RawManifest()
+	if err != nil {
+		return "", err
+	}
+	return s.PutBlobBytes(ctx, mb)
+}

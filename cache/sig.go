@@ -1,0 +1,5 @@
+package cache
+
+import "syscall"
+
+var sigZero = syscall.Signal(0)

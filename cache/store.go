@@ -1,0 +1,150 @@
+package cache
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+
+	"github.com/kiln-build/kiln/solver/dag"
+)
+
+// ErrNotFound is wrapped by every lookup that finds nothing.
+var ErrNotFound = errors.New("not found")
+
+// Store is a local store rooted at one directory. It is safe for use by
+// several goroutines and several processes at once.
+type Store struct {
+	root string
+}
+
+// DefaultRoot is $KILN_ROOT, else /var/lib/kiln for root and
+// ~/.local/share/kiln for everyone else.
+func DefaultRoot() string {
+	if r := os.Getenv("KILN_ROOT"); r != "" {
+		return r
+	}
+	if os.Geteuid() == 0 {
+		return "/var/lib/kiln"
+	}
+	if d := os.Getenv("XDG_DATA_HOME"); d != "" {
+		return filepath.Join(d, "kiln")
+	}
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return filepath.Join(os.TempDir(), "kiln")
+	}
+	return filepath.Join(home, ".local", "share", "kiln")
+}
+
+var dirs = []string{"blobs/sha256", "snapshots", "layers", "keys", "images", "tmp", "containers", "logs"}
+
+// Open opens (creating if needed) the store at root.
+func Open(root string) (*Store, error) {
+	abs, err := filepath.Abs(root)
+	if err != nil {
+		return nil, fmt.Errorf("store %s: %w", root, err)
+	}
+	for _, d := range dirs {
+		if err := os.MkdirAll(filepath.Join(abs, d), 0o700); err != nil {
+			return nil, fmt.Errorf("creating store %s: %w", abs, err)
+		}
+	}
+	return &Store{root: abs}, nil
+}
+
+// Root is the store's directory.
+func (s *Store) Root() string { return s.root }
+
+// TempDir makes a fresh directory inside the store (same filesystem as
+// snapshots, so it can be renamed into place).
+func (s *Store) TempDir(prefix string) (string, error) {
+	d, err := os.MkdirTemp(filepath.Join(s.root, "tmp"), prefix)
+	if err != nil {
+		return "", fmt.Errorf("store temp dir: %w", err)
+	}
+	return d, nil
+}
+
+func randomID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+func validHex(d dag.Digest) error {
+	h := d.Hex()
+	if !strings.HasPrefix(string(d), "sha256:") || len(h) != 64 {
+		return fmt.Errorf("invalid digest %q", d)
+	}
+	if _, err := hex.DecodeString(h); err != nil {
+		return fmt.Errorf("invalid digest %q", d)
+	}
+	return nil
+}
+
+// writeJSON writes v to path atomically.
+func (s *Store) writeJSON(path string, v any) error {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	return s.writeFile(path, b)
+}
+
+func (s *Store) writeFile(path string, b []byte) error {
+	f, err := os.CreateTemp(filepath.Join(s.root, "tmp"), "w-")
+	if err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	defer os.Remove(f.Name())
+	if _, err := f.Write(b); err != nil {
+		f.Close()
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	if err := os.Rename(f.Name(), path); err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	return nil
+}
+
+func readJSON(path string, v any) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("%s: %w", filepath.Base(path), ErrNotFound)
+		}
+		return err
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		// A torn or corrupt record is as good as missing: it gets rebuilt.
+		return fmt.Errorf("%s: corrupt record (%v): %w", path, err, ErrNotFound)
+	}
+	return nil
+}
+
+// renameDir moves a finished temp dir into place. If another process got
+// there first the existing one wins and ours is removed.
+func renameDir(from, to string) error {
+	err := os.Rename(from, to)
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, syscall.EEXIST) || errors.Is(err, syscall.ENOTEMPTY) {
+		return os.RemoveAll(from)
+	}
+	return fmt.Errorf("committing %s: %w", to, err)
+}

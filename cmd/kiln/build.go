@@ -1,0 +1,251 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"time"
+
+	"github.com/moby/patternmatcher/ignorefile"
+	"github.com/spf13/cobra"
+
+	"github.com/kiln-build/kiln/cache"
+	"github.com/kiln-build/kiln/exporter"
+	"github.com/kiln-build/kiln/frontend"
+	"github.com/kiln-build/kiln/solver"
+)
+
+type buildFlags struct {
+	tags      []string
+	file      string
+	buildArgs []string
+	target    string
+	outputs   []string
+	progress  string
+	noCache   bool
+	pull      string
+	platform  string
+	quiet     bool
+	jobs      int
+}
+
+func newBuildCmd(g *globalFlags) *cobra.Command {
+	f := &buildFlags{}
+	cmd := &cobra.Command{
+		Use:   "build [OPTIONS] PATH",
+		Short: "Build an image from a Dockerfile",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runBuild(cmd, g, f, args[0])
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringArrayVarP(&f.tags, "tag", "t", nil, `name and optionally a tag ("name:tag")`)
+	fl.StringVarP(&f.file, "file", "f", "", `name of the Dockerfile (default "PATH/Dockerfile"; "-" reads stdin)`)
+	fl.StringArrayVar(&f.buildArgs, "build-arg", nil, "set a build-time variable (KEY=VALUE, or KEY to take it from the environment)")
+	fl.StringVar(&f.target, "target", "", "build this stage (default: the last one)")
+	fl.StringArrayVarP(&f.outputs, "output", "o", nil, `output destination: "type=oci,dest=FILE", "type=docker,dest=FILE", "type=image" (the local store, default)`)
+	fl.StringVar(&f.progress, "progress", "auto", "progress output: auto, plain or quiet")
+	fl.BoolVar(&f.noCache, "no-cache", false, "do not use the cache")
+	fl.StringVar(&f.pull, "pull", "missing", "when to pull base images: always, missing or never")
+	fl.Lookup("pull").NoOptDefVal = "always"
+	fl.StringVar(&f.platform, "platform", runtime.GOOS+"/"+runtime.GOARCH, "target platform (only the host's is supported)")
+	fl.BoolVarP(&f.quiet, "quiet", "q", false, "print only the image ID")
+	fl.IntVar(&f.jobs, "jobs", 0, "steps executed at once (default: number of CPUs)")
+	return cmd
+}
+
+func runBuild(cmd *cobra.Command, g *globalFlags, f *buildFlags, contextArg string) error {
+	ctx := cmd.Context()
+	start := time.Now()
+	contextDir, err := filepath.Abs(contextArg)
+	if err != nil {
+		return err
+	}
+	if fi, err := os.Stat(contextDir); err != nil || !fi.IsDir() {
+		return fmt.Errorf("build context %q is not a directory", contextArg)
+	}
+	if host := runtime.GOOS + "/" + runtime.GOARCH; f.platform != host {
+		return fmt.Errorf("--platform %s: only the host platform %s can be built on this machine", f.platform, host)
+	}
+	policy := cache.PullPolicy(f.pull)
+	switch policy {
+	case cache.PullAlways, cache.PullMissing, cache.PullNever:
+	case "true":
+		policy = cache.PullAlways
+	case "false":
+		policy = cache.PullMissing
+	default:
+		return fmt.Errorf("--pull %q: use always, missing or never", f.pull)
+	}
+	var outs []exporter.Output
+	for _, o := range f.outputs {
+		out, err := exporter.ParseOutput(o)
+		if err != nil {
+			return fmt.Errorf("--output %q: %w", o, err)
+		}
+		outs = append(outs, out)
+	}
+
+	dockerfile, dfName, err := readDockerfile(f.file, contextDir)
+	if err != nil {
+		return err
+	}
+	excludes, err := readDockerignore(contextDir, f.file, dfName)
+	if err != nil {
+		return err
+	}
+	buildArgs, err := parseBuildArgs(f.buildArgs)
+	if err != nil {
+		return err
+	}
+
+	store, err := g.store()
+	if err != nil {
+		return err
+	}
+	var progressOut io.Writer = os.Stderr
+	if f.quiet || f.progress == "quiet" {
+		progressOut = io.Discard
+	}
+	switch f.progress {
+	case "auto", "plain", "tty", "quiet":
+	default:
+		return fmt.Errorf("--progress %q: use auto, plain or quiet", f.progress)
+	}
+	progress := solver.NewProgress(progressOut)
+
+	res, err := frontend.Compile(ctx, frontend.Options{
+		Dockerfile: dockerfile,
+		Filename:   dfName,
+		ContextDir: contextDir,
+		Excludes:   excludes,
+		BuildArgs:  buildArgs,
+		Target:     f.target,
+		Platform:   f.platform,
+		Resolver:   &solver.Resolver{Store: store, Policy: policy, Progress: progress},
+	})
+	if err != nil {
+		return err
+	}
+	for _, w := range res.Warnings {
+		progress.Printf("%s\n", w)
+	}
+	s := solver.New(store, solver.Options{Jobs: f.jobs, NoCache: f.noCache, Progress: progress})
+	layers, err := s.Solve(ctx, res.Root)
+	if err != nil {
+		return err
+	}
+	cfg := res.Config
+	stampConfig(&cfg, time.Now().UTC())
+	digest, err := store.CommitImage(ctx, &cfg, layers)
+	if err != nil {
+		return err
+	}
+	id, err := configDigest(ctx, store, digest)
+	if err != nil {
+		return err
+	}
+	progress.Printf("writing image %s done\n", id)
+	for _, t := range f.tags {
+		if err := store.Tag(ctx, t, digest); err != nil {
+			return fmt.Errorf("tagging %s: %w", t, err)
+		}
+		progress.Printf("naming to %s done\n", canonical(t))
+	}
+	name := ""
+	if len(f.tags) > 0 {
+		name = f.tags[0]
+	}
+	for _, out := range outs {
+		if err := export(ctx, store, digest, name, out); err != nil {
+			return err
+		}
+		if out.Dest != "" {
+			progress.Printf("exporting to %s (%s) done\n", out.Dest, out.Type)
+		}
+	}
+	executed, cached := progress.Counts()
+	progress.Printf("build finished in %.2fs: %d steps run, %d cached\n", time.Since(start).Seconds(), executed, cached)
+	if f.quiet {
+		fmt.Println(id)
+	}
+	return nil
+}
+
+func canonical(ref string) string {
+	r, err := cache.ParseName(ref)
+	if err != nil {
+		return ref
+	}
+	return cache.CanonicalName(r)
+}
+
+// readDockerfile returns the Dockerfile's bytes and the name to show in
+// errors.
+func readDockerfile(file, contextDir string) ([]byte, string, error) {
+	if file == "-" {
+		b, err := io.ReadAll(os.Stdin)
+		return b, "Dockerfile", err
+	}
+	path := file
+	if path == "" {
+		path = filepath.Join(contextDir, "Dockerfile")
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		if os.IsNotExist(err) {
+			return nil, "", fmt.Errorf("failed to read Dockerfile: %s does not exist (use -f to name another file)", path)
+		}
+		return nil, "", fmt.Errorf("failed to read Dockerfile: %w", err)
+	}
+	return b, filepath.Base(path), nil
+}
+
+// readDockerignore reads <Dockerfile>.dockerignore beside the Dockerfile if
+// there is one, else the context's .dockerignore.
+func readDockerignore(contextDir, file, dfName string) ([]string, error) {
+	var candidates []string
+	if file != "" && file != "-" {
+		candidates = append(candidates, file+".dockerignore")
+	}
+	candidates = append(candidates, filepath.Join(contextDir, ".dockerignore"))
+	for _, c := range candidates {
+		f, err := os.Open(c)
+		if os.IsNotExist(err) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		defer f.Close()
+		pats, err := ignorefile.ReadAll(f)
+		if err != nil {
+			return nil, fmt.Errorf("reading %s: %w", c, err)
+		}
+		return pats, nil
+	}
+	return nil, nil
+}
+
+func parseBuildArgs(args []string) (map[string]string, error) {
+	m := map[string]string{}
+	for _, a := range args {
+		k, v, ok := strings.Cut(a, "=")
+		if k == "" {
+			return nil, fmt.Errorf("--build-arg %q: expected KEY=VALUE", a)
+		}
+		if !ok {
+			ev, set := os.LookupEnv(k)
+			if !set {
+				continue // docker skips an unset KEY-only arg
+			}
+			v = ev
+		}
+		m[k] = v
+	}
+	return m, nil
+}

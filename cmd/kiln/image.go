@@ -1,0 +1,111 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"strconv"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/kiln-build/kiln/cache"
+	"github.com/kiln-build/kiln/exporter"
+	"github.com/kiln-build/kiln/solver/dag"
+)
+
+// stampConfig sets the image's and its new history entries' creation
+// time: SOURCE_DATE_EPOCH when set (reproducible builds), else now.
+func stampConfig(cfg *v1.ConfigFile, now time.Time) {
+	if s := os.Getenv("SOURCE_DATE_EPOCH"); s != "" {
+		if n, err := strconv.ParseInt(s, 10, 64); err == nil {
+			now = time.Unix(n, 0).UTC()
+		}
+	}
+	cfg.Created = v1.Time{Time: now}
+	for i := range cfg.History {
+		if cfg.History[i].Created.IsZero() {
+			cfg.History[i].Created = v1.Time{Time: now}
+		}
+	}
+}
+
+// configDigest is an image's ID: its config digest, as docker prints it.
+func configDigest(ctx context.Context, store *cache.Store, manifest dag.Digest) (string, error) {
+	b, err := store.ReadBlob(ctx, manifest)
+	if err != nil {
+		return "", err
+	}
+	m, err := v1.ParseManifest(bytes.NewReader(b))
+	if err != nil {
+		return "", fmt.Errorf("manifest %s: %w", manifest, err)
+	}
+	return m.Config.Digest.String(), nil
+}
+
+// export writes the stored image with manifest digest d to out.
+func export(ctx context.Context, store *cache.Store, d dag.Digest, name string, out exporter.Output) error {
+	if out.Type == "image" {
+		if out.Name != "" {
+			return store.Tag(ctx, out.Name, d)
+		}
+		return nil
+	}
+	img, err := store.Image(ctx, d)
+	if err != nil {
+		return err
+	}
+	if out.Name != "" {
+		name = out.Name
+	}
+	if name == "" {
+		name = "kiln-build:latest"
+	}
+	switch out.Type {
+	case "oci", "docker":
+		if out.Type == "oci" && !out.Tar {
+			return exporter.WriteOCILayout(ctx, out.Dest, img, name)
+		}
+		w := os.Stdout
+		if out.Dest != "-" {
+			f, err := os.CreateTemp(dirOf(out.Dest), ".kiln-export-")
+			if err != nil {
+				return fmt.Errorf("export to %s: %w", out.Dest, err)
+			}
+			defer os.Remove(f.Name())
+			defer f.Close()
+			w = f
+		}
+		if out.Type == "oci" {
+			err = exporter.WriteOCIArchive(ctx, w, img, name)
+		} else {
+			err = exporter.WriteDockerArchive(ctx, w, img, name)
+		}
+		if err != nil {
+			return fmt.Errorf("export to %s: %w", out.Dest, err)
+		}
+		if w != os.Stdout {
+			if err := w.Close(); err != nil {
+				return fmt.Errorf("export to %s: %w", out.Dest, err)
+			}
+			if err := os.Rename(w.Name(), out.Dest); err != nil {
+				return fmt.Errorf("export to %s: %w", out.Dest, err)
+			}
+		}
+		return nil
+	}
+	return fmt.Errorf("output type %q is not supported yet (use oci, docker or image)", out.Type)
+}
+
+func dirOf(p string) string {
+	for i := len(p) - 1; i >= 0; i-- {
+		if p[i] == '/' {
+			if i == 0 {
+				return "/"
+			}
+			return p[:i]
+		}
+	}
+	return "."
+}

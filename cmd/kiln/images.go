@@ -1,0 +1,233 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"text/tabwriter"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/spf13/cobra"
+
+	"github.com/kiln-build/kiln/cache"
+	"github.com/kiln-build/kiln/exporter"
+	"github.com/kiln-build/kiln/solver/dag"
+)
+
+func newTable(w io.Writer) *tabwriter.Writer { return tabwriter.NewWriter(w, 0, 4, 3, ' ', 0) }
+
+func ago(t time.Time) string {
+	d := time.Since(t)
+	switch {
+	case d < time.Minute:
+		return fmt.Sprintf("%d seconds", int(d.Seconds()))
+	case d < time.Hour:
+		return fmt.Sprintf("%d minutes", int(d.Minutes()))
+	case d < 48*time.Hour:
+		return fmt.Sprintf("%d hours", int(d.Hours()))
+	}
+	return fmt.Sprintf("%d days", int(d.Hours()/24))
+}
+
+func humanSize(n int64) string {
+	switch {
+	case n >= 1e9:
+		return fmt.Sprintf("%.2fGB", float64(n)/1e9)
+	case n >= 1e6:
+		return fmt.Sprintf("%.2fMB", float64(n)/1e6)
+	case n >= 1e3:
+		return fmt.Sprintf("%.2fkB", float64(n)/1e3)
+	}
+	return fmt.Sprintf("%dB", n)
+}
+
+func newImagesCmd(g *globalFlags) *cobra.Command {
+	var quiet bool
+	cmd := &cobra.Command{
+		Use:   "images",
+		Short: "List images in the local store",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			store, err := g.store()
+			if err != nil {
+				return err
+			}
+			recs, err := store.Images(ctx)
+			if err != nil {
+				return err
+			}
+			w := newTable(os.Stdout)
+			if !quiet {
+				fmt.Fprintln(w, "REPOSITORY\tTAG\tIMAGE ID\tCREATED\tSIZE")
+			}
+			for _, r := range recs {
+				id, err := configDigest(ctx, store, r.Digest)
+				if err != nil {
+					continue
+				}
+				short := dag.Digest(id).Hex()[:12]
+				if quiet {
+					fmt.Fprintln(w, short)
+					continue
+				}
+				repo, tag := splitTag(cache.FamiliarName(r.Name))
+				created, size := "", int64(0)
+				if layers, cfg, err := store.ImageLayers(ctx, r.Digest); err == nil {
+					created = ago(cfg.Created.Time) + " ago"
+					for _, l := range layers {
+						size += l.Size
+					}
+				}
+				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", repo, tag, short, created, humanSize(size))
+			}
+			return w.Flush()
+		},
+	}
+	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "only show image IDs")
+	return cmd
+}
+
+func splitTag(n string) (string, string) {
+	for i := len(n) - 1; i >= 0; i-- {
+		switch n[i] {
+		case ':':
+			return n[:i], n[i+1:]
+		case '/':
+			return n, "<none>"
+		}
+	}
+	return n, "<none>"
+}
+
+func newPullCmd(g *globalFlags) *cobra.Command {
+	var platform string
+	cmd := &cobra.Command{
+		Use:   "pull IMAGE",
+		Short: "Pull an image from a registry into the local store",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			store, err := g.store()
+			if err != nil {
+				return err
+			}
+			p, err := store.Pull(cmd.Context(), args[0], platform, cache.PullAlways)
+			if err != nil {
+				return err
+			}
+			fmt.Printf("Digest: %s\n%s\n", p.Digest, p.Name)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&platform, "platform", runtime.GOOS+"/"+runtime.GOARCH, "platform to pull")
+	return cmd
+}
+
+func newLoadCmd(g *globalFlags) *cobra.Command {
+	var input string
+	var tag string
+	cmd := &cobra.Command{
+		Use:   "load -i FILE",
+		Short: "Load an image from an OCI archive or a docker-archive tar",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			store, err := g.store()
+			if err != nil {
+				return err
+			}
+			return exporter.ReadArchive(ctx, input, func(name string, img v1.Image) error {
+				d, err := store.ImportImage(ctx, img)
+				if err != nil {
+					return fmt.Errorf("loading %s: %w", input, err)
+				}
+				if tag != "" {
+					name = tag
+				}
+				if name == "" {
+					fmt.Printf("Loaded image ID: %s\n", d)
+					return nil
+				}
+				if err := store.Tag(ctx, name, d); err != nil {
+					return err
+				}
+				fmt.Printf("Loaded image: %s\n", cache.FamiliarName(canonical(name)))
+				return nil
+			})
+		},
+	}
+	cmd.Flags().StringVarP(&input, "input", "i", "", "archive to read")
+	cmd.Flags().StringVar(&tag, "tag", "", "name the loaded image (default: the name stored in the archive)")
+	_ = cmd.MarkFlagRequired("input")
+	return cmd
+}
+
+func newSaveCmd(g *globalFlags) *cobra.Command {
+	var output, format string
+	cmd := &cobra.Command{
+		Use:   "save -o FILE IMAGE",
+		Short: "Write an image from the store to an OCI archive or docker-archive tar",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			store, err := g.store()
+			if err != nil {
+				return err
+			}
+			rec, err := store.Resolve(ctx, args[0])
+			if err != nil {
+				return err
+			}
+			if format != "oci" && format != "docker" {
+				return fmt.Errorf("--format %q: use oci or docker", format)
+			}
+			return export(ctx, store, rec.Digest, args[0], exporter.Output{Type: format, Dest: output, Tar: true})
+		},
+	}
+	cmd.Flags().StringVarP(&output, "output", "o", "", "file to write")
+	cmd.Flags().StringVar(&format, "format", "oci", "archive format: oci or docker")
+	_ = cmd.MarkFlagRequired("output")
+	return cmd
+}
+
+func newRmiCmd(g *globalFlags) *cobra.Command {
+	return &cobra.Command{
+		Use:   "rmi IMAGE...",
+		Short: "Remove image names from the store",
+		Args:  cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			store, err := g.store()
+			if err != nil {
+				return err
+			}
+			for _, a := range args {
+				if err := store.Untag(cmd.Context(), a); err != nil {
+					return err
+				}
+				fmt.Printf("Untagged: %s\n", a)
+			}
+			return nil
+		},
+	}
+}
+
+func newTagCmd(g *globalFlags) *cobra.Command {
+	return &cobra.Command{
+		Use:   "tag SOURCE TARGET",
+		Short: "Give an image another name",
+		Args:  cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			store, err := g.store()
+			if err != nil {
+				return err
+			}
+			rec, err := store.Resolve(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			return store.Tag(cmd.Context(), args[1], rec.Digest)
+		},
+	}
+}

@@ -1,0 +1,262 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/kiln-build/kiln/cache"
+	"github.com/kiln-build/kiln/executor"
+)
+
+type runFlags struct {
+	rm          bool
+	env         []string
+	envFiles    []string
+	workdir     string
+	user        string
+	entrypoint  string
+	name        string
+	hostname    string
+	interactive bool
+	tty         bool
+	network     string
+	pull        string
+}
+
+func newRunCmd(g *globalFlags) *cobra.Command {
+	f := &runFlags{}
+	cmd := &cobra.Command{
+		Use:   "run [OPTIONS] IMAGE [COMMAND] [ARG...]",
+		Short: "Create and run a container from an image",
+		Args:  cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runRun(cmd, g, f, args[0], args[1:])
+		},
+	}
+	fl := cmd.Flags()
+	fl.SetInterspersed(false) // everything after IMAGE belongs to the container
+	fl.BoolVar(&f.rm, "rm", false, "remove the container when it exits")
+	fl.StringArrayVarP(&f.env, "env", "e", nil, "set an environment variable (KEY=VALUE, or KEY to pass it from this environment)")
+	fl.StringArrayVar(&f.envFiles, "env-file", nil, "read environment variables from a file")
+	fl.StringVarP(&f.workdir, "workdir", "w", "", "working directory inside the container")
+	fl.StringVarP(&f.user, "user", "u", "", "user[:group] to run as")
+	fl.StringVar(&f.entrypoint, "entrypoint", "", "overwrite the image's ENTRYPOINT")
+	fl.StringVar(&f.name, "name", "", "name the container")
+	fl.StringVarP(&f.hostname, "hostname", "h", "", "container host name")
+	fl.BoolVarP(&f.interactive, "interactive", "i", false, "keep stdin open")
+	fl.BoolVarP(&f.tty, "tty", "t", false, "accepted for docker compatibility; no pseudo-terminal is allocated")
+	fl.StringVar(&f.network, "network", "host", "network: host (share the host's) or none")
+	fl.StringVar(&f.pull, "pull", "missing", "when to pull the image: always, missing or never")
+	fl.Bool("help", false, "help for run")
+	return cmd
+}
+
+func runRun(cmd *cobra.Command, g *globalFlags, f *runFlags, image string, args []string) error {
+	ctx := cmd.Context()
+	store, err := g.store()
+	if err != nil {
+		return err
+	}
+	if f.network != "host" && f.network != "none" {
+		return fmt.Errorf("--network %q: use host or none", f.network)
+	}
+	pulled, err := store.Pull(ctx, image, runtime.GOOS+"/"+runtime.GOARCH, cache.PullPolicy(f.pull))
+	if err != nil {
+		return fmt.Errorf("unable to find image %q: %w", image, err)
+	}
+	layers, cfg, err := store.ImageLayers(ctx, pulled.Digest)
+	if err != nil {
+		return err
+	}
+	c := cfg.Config
+
+	argv := append([]string(nil), c.Entrypoint...)
+	if cmd.Flags().Changed("entrypoint") {
+		argv = nil
+		if f.entrypoint != "" {
+			argv = []string{f.entrypoint}
+		}
+	}
+	if len(args) > 0 {
+		argv = append(argv, args...)
+	} else if !cmd.Flags().Changed("entrypoint") || f.entrypoint == "" {
+		argv = append(argv, c.Cmd...)
+	}
+	if len(argv) == 0 {
+		return errors.New("no command specified: the image has no ENTRYPOINT or CMD; give one after the image name")
+	}
+	env, err := containerEnv(c.Env, f.envFiles, f.env)
+	if err != nil {
+		return err
+	}
+	wd := c.WorkingDir
+	if f.workdir != "" {
+		wd = f.workdir
+	}
+	user := c.User
+	if f.user != "" {
+		user = f.user
+	}
+
+	ctr := &cache.Container{Name: f.name, Image: image, Digest: pulled.Digest, Command: argv}
+	if err := store.CreateContainer(ctx, ctr); err != nil {
+		return err
+	}
+	dir := store.ContainerDir(ctr.ID)
+	hostname := f.hostname
+	if hostname == "" {
+		hostname = ctr.ID[:12]
+	}
+	var stdin io.Reader
+	if f.interactive {
+		stdin = os.Stdin
+	}
+	ctr.Status, ctr.Pid = "running", os.Getpid()
+	if err := store.SaveContainer(ctx, ctr); err != nil {
+		return err
+	}
+	runErr := executor.Run(ctx, executor.Rootfs{
+		Lowers: store.SnapshotDirs(layers),
+		Upper:  dir + "/upper",
+		Work:   dir + "/work",
+	}, executor.Process{
+		Args: argv, Env: env, Cwd: wd, User: user,
+		Stdin: stdin, Stdout: os.Stdout, Stderr: os.Stderr,
+	}, executor.Options{Hostname: hostname, Network: f.network})
+
+	ctr.Status, ctr.Pid, ctr.Finished = "exited", 0, time.Now().UTC()
+	var xe *executor.ExitError
+	switch {
+	case runErr == nil:
+	case errors.As(runErr, &xe):
+		ctr.ExitCode = xe.Code
+	default:
+		ctr.ExitCode = 125
+	}
+	if f.rm {
+		if err := store.RemoveContainer(ctx, ctr.ID); err != nil {
+			fmt.Fprintf(os.Stderr, "warning: %v\n", err)
+		}
+	} else if err := store.SaveContainer(ctx, ctr); err != nil {
+		fmt.Fprintf(os.Stderr, "warning: %v\n", err)
+	}
+	return runErr
+}
+
+// containerEnv merges the image's env with --env-file and -e values, later
+// ones winning, keeping the image's order.
+func containerEnv(image, files, flags []string) ([]string, error) {
+	env := append([]string(nil), image...)
+	set := func(kv string) {
+		k, _, ok := strings.Cut(kv, "=")
+		if !ok {
+			v, present := os.LookupEnv(k)
+			if !present {
+				return
+			}
+			kv = k + "=" + v
+		}
+		for i, e := range env {
+			if ek, _, _ := strings.Cut(e, "="); ek == k {
+				env[i] = kv
+				return
+			}
+		}
+		env = append(env, kv)
+	}
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return nil, fmt.Errorf("--env-file: %w", err)
+		}
+		for _, l := range strings.Split(string(b), "\n") {
+			l = strings.TrimSpace(l)
+			if l == "" || strings.HasPrefix(l, "#") {
+				continue
+			}
+			set(l)
+		}
+	}
+	for _, e := range flags {
+		set(e)
+	}
+	hasPath := false
+	for _, e := range env {
+		if strings.HasPrefix(e, "PATH=") {
+			hasPath = true
+		}
+	}
+	if !hasPath {
+		env = append([]string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}, env...)
+	}
+	return env, nil
+}
+
+func newPsCmd(g *globalFlags) *cobra.Command {
+	var all bool
+	cmd := &cobra.Command{
+		Use:   "ps",
+		Short: "List containers",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			store, err := g.store()
+			if err != nil {
+				return err
+			}
+			cs, err := store.Containers(cmd.Context())
+			if err != nil {
+				return err
+			}
+			w := newTable(os.Stdout)
+			fmt.Fprintln(w, "CONTAINER ID\tIMAGE\tCOMMAND\tCREATED\tSTATUS\tNAMES")
+			for _, c := range cs {
+				if !all && c.Status != "running" {
+					continue
+				}
+				status := c.Status
+				if c.Status == "exited" {
+					status = fmt.Sprintf("Exited (%d) %s ago", c.ExitCode, ago(c.Finished))
+				}
+				fmt.Fprintf(w, "%s\t%s\t%q\t%s ago\t%s\t%s\n", c.ID[:12], c.Image, strings.Join(c.Command, " "), ago(c.Created), status, c.Name)
+			}
+			return w.Flush()
+		},
+	}
+	cmd.Flags().BoolVarP(&all, "all", "a", false, "show all containers (default shows just running)")
+	return cmd
+}
+
+func newRmCmd(g *globalFlags) *cobra.Command {
+	return &cobra.Command{
+		Use:   "rm CONTAINER...",
+		Short: "Remove containers",
+		Args:  cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			store, err := g.store()
+			if err != nil {
+				return err
+			}
+			for _, a := range args {
+				c, err := store.Container(cmd.Context(), a)
+				if err != nil {
+					return err
+				}
+				if c.Status == "running" {
+					return fmt.Errorf("container %s is running", a)
+				}
+				if err := store.RemoveContainer(cmd.Context(), c.ID); err != nil {
+					return err
+				}
+				fmt.Println(a)
+			}
+			return nil
+		},
+	}
+}

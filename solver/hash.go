@@ -1,0 +1,58 @@
+package solver
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/kiln-build/kiln/executor/fscopy"
+	"github.com/kiln-build/kiln/solver/dag"
+)
+
+// HashSelection digests exactly what a copy with o reads from dir: each
+// selected path with its type, mode, link target and data. Owners and
+// mtimes are left out: context files are copied as 0:0 and mtime alone
+// changes nothing a build can see in the result's meaning.
+func HashSelection(ctx context.Context, dir string, o fscopy.Options) (dag.Digest, error) {
+	h := sha256.New()
+	err := fscopy.Walk(ctx, dir, o, func(rel string, fi os.FileInfo) error {
+		fmt.Fprintf(h, "%q %o", rel, uint32(fi.Mode()))
+		switch {
+		case fi.Mode()&os.ModeSymlink != 0:
+			t, err := os.Readlink(filepath.Join(dir, rel))
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(h, " -> %q", t)
+		case fi.Mode().IsRegular():
+			sum, err := fileSum(filepath.Join(dir, rel))
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(h, " %d %s", fi.Size(), sum)
+		}
+		h.Write([]byte{'\n'})
+		return nil
+	})
+	if err != nil {
+		return "", err
+	}
+	return dag.Digest("sha256:" + hex.EncodeToString(h.Sum(nil))), nil
+}
+
+func fileSum(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", fmt.Errorf("hashing %s: %w", path, err)
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}

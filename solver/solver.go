@@ -1,0 +1,239 @@
+package solver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sync"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/kiln-build/kiln/cache"
+	"github.com/kiln-build/kiln/executor"
+	"github.com/kiln-build/kiln/executor/fscopy"
+	"github.com/kiln-build/kiln/solver/dag"
+)
+
+// Options tune a Solver.
+type Options struct {
+	Jobs     int       // ops executed at once; 0 = number of CPUs
+	NoCache  bool      // execute every op even if the store has its result
+	Progress *Progress // nil = no output
+}
+
+// Solver executes build graphs against a store.
+type Solver struct {
+	store *cache.Store
+	opts  Options
+	sem   chan struct{}
+
+	mu     sync.Mutex
+	states map[*dag.Vertex]*state
+}
+
+type state struct {
+	once   sync.Once
+	layers []cache.Layer
+	key    dag.Digest
+	err    error
+}
+
+// Stats counts what a solve did.
+type Stats struct {
+	Executed, Cached int
+}
+
+// New returns a Solver over store.
+func New(store *cache.Store, opts Options) *Solver {
+	if opts.Jobs <= 0 {
+		opts.Jobs = runtime.NumCPU()
+	}
+	return &Solver{store: store, opts: opts, sem: make(chan struct{}, opts.Jobs), states: map[*dag.Vertex]*state{}}
+}
+
+// Solve builds root and returns its layer chain, bottom first.
+func (s *Solver) Solve(ctx context.Context, root *dag.Vertex) ([]cache.Layer, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	st := s.solve(ctx, root)
+	if st.err != nil {
+		return nil, st.err
+	}
+	if _, ok := root.Op.(*dag.LocalOp); ok {
+		return nil, errors.New("the build's result is a local directory, not an image")
+	}
+	return st.layers, nil
+}
+
+func (s *Solver) state(v *dag.Vertex) *state {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st, ok := s.states[v]
+	if !ok {
+		st = &state{}
+		s.states[v] = st
+	}
+	return st
+}
+
+// solve runs v once per Solver, whoever asks first.
+func (s *Solver) solve(ctx context.Context, v *dag.Vertex) *state {
+	st := s.state(v)
+	st.once.Do(func() { st.layers, st.key, st.err = s.build(ctx, v) })
+	return st
+}
+
+func (s *Solver) build(ctx context.Context, v *dag.Vertex) ([]cache.Layer, dag.Digest, error) {
+	if op, ok := v.Op.(*dag.LocalOp); ok {
+		key, err := dag.Key(op, nil, "")
+		return nil, key, err
+	}
+	// Inputs first, all at once; no execution slot is held while waiting.
+	inputs := make([]*state, len(v.Inputs))
+	g, gctx := errgroup.WithContext(ctx)
+	for i, in := range v.Inputs {
+		g.Go(func() error {
+			inputs[i] = s.solve(gctx, in)
+			return inputs[i].err
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, "", err
+	}
+	keys := make([]dag.Digest, len(inputs))
+	for i, in := range inputs {
+		keys[i] = in.key
+	}
+	content, err := s.contentDigest(ctx, v)
+	if err != nil {
+		return nil, "", stepError(v, err)
+	}
+	key, err := dag.Key(v.Op, keys, content)
+	if err != nil {
+		return nil, "", err
+	}
+	p := s.opts.Progress.Start(v)
+	if !s.opts.NoCache {
+		if layers, err := s.store.Lookup(ctx, key); err == nil {
+			p.Cached()
+			return layers, key, nil
+		}
+	}
+	select {
+	case s.sem <- struct{}{}:
+	case <-ctx.Done():
+		return nil, "", ctx.Err()
+	}
+	start := time.Now()
+	layers, err := s.exec(ctx, v, inputs, p)
+	<-s.sem
+	if err != nil {
+		p.Error(err)
+		return nil, "", stepError(v, err, p)
+	}
+	if err := s.store.Record(ctx, key, layers); err != nil {
+		return nil, "", err
+	}
+	p.Done(time.Since(start))
+	return layers, key, nil
+}
+
+// contentDigest is the digest of what v reads from a local directory.
+func (s *Solver) contentDigest(ctx context.Context, v *dag.Vertex) (dag.Digest, error) {
+	op, ok := v.Op.(*dag.CopyOp)
+	if !ok || len(v.Inputs) < 2 {
+		return "", nil
+	}
+	local, ok := v.Inputs[1].Op.(*dag.LocalOp)
+	if !ok {
+		return "", nil
+	}
+	return HashSelection(ctx, local.Dir, copyOptions(op, local))
+}
+
+func copyOptions(op *dag.CopyOp, local *dag.LocalOp) fscopy.Options {
+	o := fscopy.Options{Sources: op.Sources, Dest: op.Dest, Chown: op.Chown, Chmod: op.Chmod, Excludes: op.Excludes}
+	if local != nil {
+		o.Excludes = append(append([]string(nil), local.Excludes...), op.Excludes...)
+		o.ContextOwner = true
+	}
+	return o
+}
+
+func (s *Solver) exec(ctx context.Context, v *dag.Vertex, inputs []*state, p *Step) ([]cache.Layer, error) {
+	switch op := v.Op.(type) {
+	case *dag.ScratchOp:
+		return nil, nil
+	case *dag.ImageOp:
+		return s.image(ctx, op)
+	case *dag.ExecOp:
+		return s.layerOver(ctx, inputs[0].layers, func(root executor.Rootfs) error {
+			return executor.Run(ctx, root, executor.Process{
+				Args: op.Args, Env: op.Env, Cwd: op.Cwd, User: op.User,
+				Stdout: p, Stderr: p,
+			}, executor.Options{Network: op.Network})
+		})
+	case *dag.CopyOp:
+		c := &executor.CopyOp{}
+		if local, ok := v.Inputs[1].Op.(*dag.LocalOp); ok {
+			c.SrcDir = local.Dir
+			c.Options = copyOptions(op, local)
+		} else {
+			c.SrcLowers = s.store.SnapshotDirs(inputs[1].layers)
+			c.Options = copyOptions(op, nil)
+		}
+		return s.layerOver(ctx, inputs[0].layers, func(root executor.Rootfs) error {
+			return executor.Apply(ctx, root, executor.FileOp{Copy: c})
+		})
+	case *dag.MkdirOp:
+		return s.layerOver(ctx, inputs[0].layers, func(root executor.Rootfs) error {
+			return executor.Apply(ctx, root, executor.FileOp{Mkdir: &executor.MkdirOp{Path: op.Path, Chown: op.Chown, Mode: op.Mode}})
+		})
+	}
+	return nil, fmt.Errorf("unknown op %T", v.Op)
+}
+
+// layerOver runs fn over an overlay of base and commits what it changed
+// as one more layer.
+func (s *Solver) layerOver(ctx context.Context, base []cache.Layer, fn func(executor.Rootfs) error) ([]cache.Layer, error) {
+	tmp, err := s.store.TempDir("step-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(tmp)
+	root := executor.Rootfs{Lowers: s.store.SnapshotDirs(base), Upper: filepath.Join(tmp, "upper"), Work: filepath.Join(tmp, "work")}
+	for _, d := range []string{root.Upper, root.Work} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			return nil, err
+		}
+	}
+	if err := fn(root); err != nil {
+		return nil, err
+	}
+	l, err := s.store.CommitDir(ctx, root.Upper)
+	if err != nil {
+		return nil, err
+	}
+	return append(append([]cache.Layer(nil), base...), l), nil
+}
+
+// image makes sure a base image's layers are in the store.
+func (s *Solver) image(ctx context.Context, op *dag.ImageOp) ([]cache.Layer, error) {
+	if layers, _, err := s.store.ImageLayers(ctx, op.Digest); err == nil {
+		return layers, nil
+	}
+	ref := op.Ref
+	if r, err := cache.ParseName(op.Ref); err == nil {
+		ref = r.Context().Name() + "@" + string(op.Digest)
+	}
+	pulled, err := s.store.Pull(ctx, ref, op.Platform, cache.PullMissing)
+	if err != nil {
+		return nil, err
+	}
+	layers, _, err := s.store.ImageLayers(ctx, pulled.Digest)
+	return layers, err
+}
