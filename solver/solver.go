@@ -88,8 +88,11 @@ func (s *Solver) solve(ctx context.Context, v *dag.Vertex) *state {
 }
 
 func (s *Solver) build(ctx context.Context, v *dag.Vertex) ([]cache.Layer, dag.Digest, error) {
-	if op, ok := v.Op.(*dag.LocalOp); ok {
-		key, err := dag.Key(op, nil, "")
+	switch v.Op.(type) {
+	case *dag.LocalOp, *dag.ScratchOp:
+		// Nothing to run or report: a directory that is read where it is,
+		// or the empty filesystem.
+		key, err := dag.Key(v.Op, nil, "")
 		return nil, key, err
 	}
 	// Inputs first, all at once; no execution slot is held while waiting.
@@ -166,8 +169,6 @@ func copyOptions(op *dag.CopyOp, local *dag.LocalOp) fscopy.Options {
 
 func (s *Solver) exec(ctx context.Context, v *dag.Vertex, inputs []*state, p *Step) ([]cache.Layer, error) {
 	switch op := v.Op.(type) {
-	case *dag.ScratchOp:
-		return nil, nil
 	case *dag.ImageOp:
 		return s.image(ctx, op)
 	case *dag.ExecOp:
