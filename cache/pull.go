@@ -69,4 +69,3 @@ func (s *Store) Pull(ctx context.Context, ref, platform string, policy PullPolic
 	}
 	return Pulled{Name: canonical, Digest: d, Config: cfg}, nil
 }
-

@@ -8,7 +8,6 @@ import (
 	"strings"
 	"sync"
 	"testing"
-
 )
 
 func TestBlobsAreVerifiedAndAtomic(t *testing.T) {
