@@ -1,0 +1,204 @@
+package frontend
+
+import (
+	"fmt"
+	"path"
+	"strconv"
+	"strings"
+
+	"github.com/kiln-build/kiln/solver/dag"
+	"github.com/moby/buildkit/frontend/dockerfile/instructions"
+)
+
+// copyArgs is what COPY and ADD share.
+type copyArgs struct {
+	sd       instructions.SourcesAndDest
+	chown    string
+	chmod    string
+	link     bool
+	excludes []string
+	parents  bool
+	add      bool
+	text     string // the instruction's source, for its progress name
+}
+
+func (c *compiler) dispatchAdd(b *build, cm *cmd, x *instructions.AddCommand) error {
+	if x.Checksum != "" {
+		return fmt.Errorf("checksum requires HTTP(S) or Git sources")
+	}
+	if x.Unpack != nil && *x.Unpack {
+		return c.unsupported(cm.line, "ADD --unpack")
+	}
+	for _, src := range x.SourcePaths {
+		switch {
+		case isURL(src) || isGit(src):
+			return c.unsupported(cm.line, fmt.Sprintf("ADD from a URL or git repository (%s)", src))
+		case isArchiveName(src):
+			return c.unsupported(cm.line, fmt.Sprintf("ADD of a local archive (%s); use COPY and extract it in a RUN", src))
+		}
+	}
+	return c.dispatchCopy(b, cm, copyArgs{
+		sd: x.SourcesAndDest, chown: x.Chown, chmod: x.Chmod, link: x.Link,
+		excludes: x.ExcludePatterns, add: true, text: x.String(),
+	})
+}
+
+func (c *compiler) dispatchCopy(b *build, cm *cmd, a copyArgs) error {
+	kw := "COPY"
+	if a.add {
+		kw = "ADD"
+	}
+	if len(a.sd.SourceContents) > 0 {
+		return c.unsupported(cm.line, kw+" from a heredoc")
+	}
+	if a.parents {
+		return c.unsupported(cm.line, "COPY --parents")
+	}
+	if err := checkChmod(a.chmod); err != nil {
+		return err
+	}
+	if a.link && chownByName(a.chown) {
+		return fmt.Errorf("--chown=%s: user and group names can't be resolved when used with --link, use numeric uid[:gid] instead", a.chown)
+	}
+	src, err := c.copyFrom(b, cm)
+	if err != nil {
+		return err
+	}
+
+	msg := kw
+	if a.chown != "" {
+		msg += " --chown=" + a.chown
+	}
+	if a.chmod != "" {
+		msg += " --chmod=" + a.chmod
+	}
+	sources := make([]string, 0, len(a.sd.SourcePaths))
+	for _, s := range a.sd.SourcePaths {
+		if !a.add && isURL(s) {
+			return fmt.Errorf("source can't be a URL for COPY")
+		}
+		msg += " " + s
+		sources = append(sources, sourcePath(s))
+	}
+	msg += " " + a.sd.DestPath
+
+	b.layer(c, &dag.CopyOp{
+		Sources:  sources,
+		Dest:     destPath(b.cfg.Config.WorkingDir, a.sd.DestPath),
+		Chown:    a.chown,
+		Chmod:    a.chmod,
+		Excludes: a.excludes,
+	}, cm.line, b.title(a.text, false), src)
+	b.history(msg+" # buildkit", true)
+	return nil
+}
+
+// copyFrom is the vertex a COPY reads from: the shared build context, an
+// earlier stage's result, or an image.
+func (c *compiler) copyFrom(b *build, cm *cmd) (*dag.Vertex, error) {
+	switch {
+	case cm.from == nil:
+		return c.contextVertex(), nil
+	case cm.from.stage == b.s:
+		return nil, fmt.Errorf("circular dependency detected on stage: %s", b.s.displayName())
+	case cm.from.stage != nil:
+		if cm.from.stage.index > b.s.index {
+			return nil, fmt.Errorf("cannot copy from stage %q, it needs to be defined before current stage %q",
+				cm.from.stage.displayName(), b.s.displayName())
+		}
+		sb, err := c.compileStage(cm.from.stage)
+		if err != nil {
+			return nil, err
+		}
+		return sb.vertex, nil
+	default:
+		return c.imageVertex(cm.from.image, c.stagePlatform(b.s), cm.line)
+	}
+}
+
+// sourcePath makes a COPY source relative to its source root: a leading "/"
+// or "../" cannot leave the root, and a trailing "/" means nothing.
+func sourcePath(s string) string {
+	p := strings.TrimPrefix(path.Clean("/"+s), "/")
+	if p == "" {
+		return "."
+	}
+	return p
+}
+
+// destPath makes a COPY destination absolute against the working
+// directory, keeping a trailing "/" (or "/.") as "a directory".
+func destPath(wd, p string) string {
+	if p == "" || p == "." {
+		p = "./"
+	}
+	return normalizePath(wd, p, true)
+}
+
+// normalizePath resolves p against parent (both slash paths) and cleans it;
+// with keepSlash, a trailing "/" or "/." survives as a trailing "/".
+func normalizePath(parent, p string, keepSlash bool) string {
+	if parent == "" {
+		parent = "/"
+	}
+	out := path.Join("/", parent, p)
+	if path.IsAbs(p) {
+		out = path.Clean(p)
+	}
+	if keepSlash && (strings.HasSuffix(p, "/") || strings.HasSuffix(p, "/.")) && out != "/" {
+		out += "/"
+	}
+	return out
+}
+
+func checkChmod(chmod string) error {
+	if chmod == "" {
+		return nil
+	}
+	bad := fmt.Errorf("invalid chmod parameter: '%v'. it should be octal string and between 0 and 07777", chmod)
+	p, err := strconv.ParseUint(chmod, 8, 32)
+	if err == nil {
+		if p > 0o7777 {
+			return bad
+		}
+		return nil
+	}
+	if strings.Trim(chmod, "0123456789") == "" {
+		return bad
+	}
+	return fmt.Errorf("--chmod=%s: symbolic modes are not supported yet, use an octal mode", chmod)
+}
+
+// chownByName reports whether "user[:group]" names a user or group rather
+// than numeric ids.
+func chownByName(chown string) bool {
+	if chown == "" {
+		return false
+	}
+	for _, part := range strings.SplitN(chown, ":", 2) {
+		if _, err := strconv.ParseUint(part, 10, 32); err != nil {
+			return true
+		}
+	}
+	return false
+}
+
+func isURL(s string) bool {
+	return strings.HasPrefix(s, "http://") || strings.HasPrefix(s, "https://")
+}
+
+func isGit(s string) bool {
+	return strings.HasPrefix(s, "git@") || strings.HasPrefix(s, "git://") || strings.HasPrefix(s, "ssh://")
+}
+
+// isArchiveName spots the local archives ADD would extract. BuildKit sniffs
+// the content; a compiler without I/O can only go by the name.
+func isArchiveName(s string) bool {
+	s = strings.ToLower(s)
+	for _, ext := range []string{".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz", ".tbz2", ".tar.xz", ".txz", ".tar.zst", ".tzst"} {
+		if strings.HasSuffix(s, ext) {
+			return true
+		}
+	}
+	return false
+}

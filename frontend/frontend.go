@@ -1,0 +1,143 @@
+package frontend
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/kiln-build/kiln/solver/dag"
+)
+
+// ImageResolver resolves a FROM / COPY --from image reference. The solver/cmd
+// side implements it.
+type ImageResolver interface {
+	// Resolve returns ref's canonical name (e.g. "docker.io/library/busybox:latest"),
+	// its manifest digest and config.
+	Resolve(ctx context.Context, ref, platform string) (canonical string, digest dag.Digest, cfg *v1.ConfigFile, err error)
+}
+
+// Options is one Dockerfile compilation request.
+type Options struct {
+	Dockerfile []byte
+	Filename   string            // as the user named it, shown in errors: "Dockerfile"
+	ContextDir string            // absolute; goes into the LocalOp's Dir
+	Excludes   []string          // .dockerignore patterns, into LocalOp.Excludes
+	BuildArgs  map[string]string // --build-arg
+	Target     string            // --target: stage name; "" = last stage
+	Platform   string            // "linux/amd64"
+	Resolver   ImageResolver
+}
+
+// Result is a compiled Dockerfile.
+type Result struct {
+	Root     *dag.Vertex   // the target stage's final filesystem
+	Config   v1.ConfigFile // image config; RootFS and Created are left for the exporter
+	Warnings []string
+}
+
+// Compile turns o.Dockerfile into the graph that builds o.Target. Every
+// error it returns is an *Error.
+func Compile(ctx context.Context, o Options) (*Result, error) {
+	if o.Filename == "" {
+		o.Filename = "Dockerfile"
+	}
+	c := &compiler{
+		ctx:    ctx,
+		o:      o,
+		lines:  strings.Split(strings.ReplaceAll(string(o.Dockerfile), "\r\n", "\n"), "\n"),
+		images: map[string]*resolvedImage{},
+		copied: map[string]*dag.Vertex{},
+		used:   map[string]bool{},
+	}
+	if len(o.Dockerfile) == 0 {
+		return nil, c.errorf(0, "the Dockerfile cannot be empty")
+	}
+	if err := c.parse(); err != nil {
+		return nil, err
+	}
+	target, err := c.target()
+	if err != nil {
+		return nil, err
+	}
+	b, err := c.compileStage(target)
+	if err != nil {
+		return nil, err
+	}
+	res := &Result{Root: b.vertex, Config: cloneConfig(b.cfg), Warnings: c.warnings}
+	root := target
+	for root.base != nil {
+		root = root.base
+	}
+	if os, arch, variant, ok := splitPlatform(c.stagePlatform(root)); ok {
+		res.Config.OS, res.Config.Architecture, res.Config.Variant = os, arch, variant
+	}
+	if unused := c.unusedBuildArgs(); len(unused) > 0 {
+		res.Warnings = append(res.Warnings, fmt.Sprintf("[Warning] One or more build-args %v were not consumed", unused))
+	}
+	return res, nil
+}
+
+// compiler holds the state of one Compile call.
+type compiler struct {
+	ctx      context.Context
+	o        Options
+	lines    []string // the Dockerfile's lines, for Error.Source
+	escape   rune
+	stages   []*stage
+	global   *argScope // meta ARGs and the automatic platform ARGs; FROM lines only
+	images   map[string]*resolvedImage
+	copied   map[string]*dag.Vertex // COPY --from=<image> vertices by ref
+	context  *dag.Vertex            // the one shared build-context LocalOp
+	used     map[string]bool        // build-arg names some ARG declared
+	warnings []string
+}
+
+// contextVertex returns the single LocalOp vertex every context copy shares.
+func (c *compiler) contextVertex() *dag.Vertex {
+	if c.context == nil {
+		c.context = &dag.Vertex{
+			Op:   &dag.LocalOp{Name: "context", Dir: c.o.ContextDir, Excludes: slices.Clone(c.o.Excludes)},
+			Name: "[internal] load build context",
+		}
+	}
+	return c.context
+}
+
+// unusedBuildArgs lists the --build-arg names no ARG consumed, sorted.
+func (c *compiler) unusedBuildArgs() []string {
+	var out []string
+	for k := range c.o.BuildArgs {
+		if !c.used[k] && !builtinArg(k) {
+			out = append(out, k)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// builtinArg reports whether a build arg is predefined by BuildKit, so passing
+// it without a matching ARG is not worth a warning.
+func builtinArg(k string) bool {
+	switch strings.ToLower(k) {
+	case "http_proxy", "https_proxy", "ftp_proxy", "no_proxy", "all_proxy":
+		return true
+	}
+	if _, ok := platformArgNames[k]; ok {
+		return true
+	}
+	return k == "SOURCE_DATE_EPOCH" || strings.HasPrefix(k, "BUILDKIT_")
+}
+
+// splitPlatform splits "os/arch[/variant]".
+func splitPlatform(p string) (os, arch, variant string, ok bool) {
+	parts := strings.Split(p, "/")
+	if len(parts) < 2 || len(parts) > 3 || parts[0] == "" || parts[1] == "" {
+		return "", "", "", false
+	}
+	if len(parts) == 3 {
+		variant = parts[2]
+	}
+	return parts[0], parts[1], variant, true
+}

@@ -1,0 +1,17 @@
+ARG BASE=busybox
+ARG TAG=1.36
+ARG UNUSED_GLOBAL=x
+FROM ${BASE}:${TAG} AS base
+# global TAG is not visible here until redeclared
+RUN echo "tag=[$TAG]"
+ARG TAG
+ARG VERSION=1.0
+ARG FROM_CLI
+ARG NOVALUE
+ARG TARGETARCH
+RUN echo "$TAG $VERSION $FROM_CLI $TARGETARCH"
+ENV VERSION=from-env
+RUN echo "$VERSION"
+LABEL version=$VERSION tag=$TAG
+ARG DERIVED=v${VERSION}-${TAG}
+RUN echo $DERIVED

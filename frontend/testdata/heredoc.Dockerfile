@@ -1,0 +1,8 @@
+FROM busybox
+RUN <<EOF
+echo one
+echo two
+EOF
+RUN cat <<EOT > /file
+content
+EOT

@@ -1,0 +1,3 @@
+FROM configured
+RUN echo "$FOO $PATH"
+ENTRYPOINT ["/entry"]

@@ -1,0 +1,4 @@
+FROM scratch
+WORKDIR /
+COPY --chmod=0755 app /app
+ENTRYPOINT ["/app"]

@@ -1,0 +1,9 @@
+FROM busybox
+WORKDIR a
+WORKDIR b/../c
+USER app
+ENV SUB=d
+WORKDIR $SUB
+WORKDIR /
+RUN pwd
+WORKDIR /abs/
