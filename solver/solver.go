@@ -224,12 +224,12 @@ func (s *Solver) layerOver(ctx context.Context, base []cache.Layer, fn func(exec
 
 // image makes sure a base image's layers are in the store.
 func (s *Solver) image(ctx context.Context, op *dag.ImageOp) ([]cache.Layer, error) {
-	if layers, _, err := s.store.ImageLayers(ctx, op.Digest); err == nil {
+	if layers, _, err := s.store.ImageLayers(ctx, dag.Digest(op.Digest)); err == nil {
 		return layers, nil
 	}
 	ref := op.Ref
 	if r, err := cache.ParseName(op.Ref); err == nil {
-		ref = r.Context().Name() + "@" + string(op.Digest)
+		ref = r.Context().Name() + "@" + op.Digest
 	}
 	pulled, err := s.store.Pull(ctx, ref, op.Platform, cache.PullMissing)
 	if err != nil {
