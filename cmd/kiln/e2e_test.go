@@ -214,8 +214,10 @@ func TestExportArchives(t *testing.T) {
 		if b, err := podman("load", "-i", dock); err != nil {
 			t.Fatalf("podman load: %v\n%s", err, b)
 		}
-		defer podman("rmi", "-f", "docker.io/library/exp:1")
-		b, err := podman("run", "--rm", "--network", "none", "docker.io/library/exp:1")
+		// podman files a docker-archive's short name under localhost/.
+		defer podman("rmi", "-f", "localhost/exp:1")
+		b, err := podman("run", "--rm", "--pull=never", "--network", "none",
+			"--ulimit", "nofile=4096:4096", "--ulimit", "nproc=4096:4096", "exp:1")
 		if err != nil || !strings.Contains(b, "exported") {
 			t.Errorf("podman run: %v\n%s", err, b)
 		}

@@ -16,12 +16,14 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 
 	"github.com/kiln-build/kiln/cache"
+	"github.com/kiln-build/kiln/executor"
 	"github.com/kiln-build/kiln/exporter/busybox"
 )
 
 // The test binary doubles as the kiln binary: tests exec it with
 // KILN_TEST_MAIN=1, so every scenario runs the real CLI in its own process.
 func TestMain(m *testing.M) {
+	executor.Init() // the test binary is also the executor's re-exec target
 	if os.Getenv("KILN_TEST_MAIN") == "1" {
 		main()
 		return
