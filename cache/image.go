@@ -328,3 +328,46 @@ func (s *Store) ImportImage(ctx context.Context, img v1.Image) (dag.Digest, erro
 	}
 	return s.PutBlobBytes(ctx, mb)
 }
+
+// LookupImage returns the manifest recorded for an image key: the digest
+// of an image's config minus its timestamps, plus its layers. A fully
+// cached rebuild thus gives back the same image, as BuildKit does.
+func (s *Store) LookupImage(ctx context.Context, key dag.Digest) (dag.Digest, error) {
+	if err := validHex(key); err != nil {
+		return "", err
+	}
+	var r ImageRecord
+	if err := readJSON(filepath.Join(s.root, "keys", key.Hex()+".image.json"), &r); err != nil {
+		return "", err
+	}
+	if _, err := s.Image(ctx, r.Digest); err != nil {
+		return "", err
+	}
+	return r.Digest, nil
+}
+
+// RecordImage remembers that key made the image with manifest d.
+func (s *Store) RecordImage(ctx context.Context, key, d dag.Digest) error {
+	if err := validHex(key); err != nil {
+		return err
+	}
+	return s.writeJSON(filepath.Join(s.root, "keys", key.Hex()+".image.json"), ImageRecord{Digest: d, Created: time.Now().UTC()})
+}
+
+// ImageKey is the key LookupImage uses for cfg (timestamps ignored) over layers.
+func ImageKey(cfg *v1.ConfigFile, layers []Layer) (dag.Digest, error) {
+	c := *cfg
+	c.Created = v1.Time{}
+	c.History = append([]v1.History(nil), cfg.History...)
+	for i := range c.History {
+		c.History[i].Created = v1.Time{}
+	}
+	b, err := json.Marshal(struct {
+		Config *v1.ConfigFile
+		Layers []Layer
+	}{&c, layers})
+	if err != nil {
+		return "", err
+	}
+	return digestOf(b), nil
+}

@@ -139,9 +139,7 @@ func runBuild(cmd *cobra.Command, g *globalFlags, f *buildFlags, contextArg stri
 	if err != nil {
 		return err
 	}
-	cfg := res.Config
-	stampConfig(&cfg, time.Now().UTC())
-	digest, err := store.CommitImage(ctx, &cfg, layers)
+	digest, err := commitImage(ctx, store, res.Config, layers, f.noCache)
 	if err != nil {
 		return err
 	}

@@ -102,6 +102,10 @@ func TestBuildHelloExample(t *testing.T) {
 	if strings.Contains(second.stderr, " DONE ") {
 		t.Errorf("second build executed a step:\n%s", second.stderr)
 	}
+	id := regexp.MustCompile(`writing image (sha256:[0-9a-f]{64})`)
+	if a, b := id.FindStringSubmatch(first.stderr), id.FindStringSubmatch(second.stderr); a == nil || b == nil || a[1] != b[1] {
+		t.Errorf("a fully cached rebuild gave another image ID: %v vs %v", a, b)
+	}
 }
 
 func TestRunExitCodeAndStore(t *testing.T) {
@@ -227,5 +231,56 @@ func TestExportArchives(t *testing.T) {
 	e2.mustKiln("load", "-i", oci)
 	if r := e2.mustKiln("run", "--rm", "exp:1"); r.stdout != "exported\n" {
 		t.Errorf("run of loaded OCI archive: %q", r.stdout)
+	}
+}
+
+func TestDockerignoreAndMissingSource(t *testing.T) {
+	e := newEnv(t)
+	dir := e.context(map[string]string{
+		"Dockerfile":    "ARG BASE\nFROM $BASE\nCOPY . /ctx/\n",
+		".dockerignore": "secret.txt\n**/*.log\n!keep.log\n",
+		"secret.txt":    "no",
+		"a/b.log":       "no",
+		"keep.log":      "yes",
+		"app/main.sh":   "echo hi",
+	})
+	e.mustKiln("build", "-t", "ign", "--build-arg", "BASE="+e.base, dir)
+	fs := files(t, e.image("ign"))
+	for _, p := range []string{"/ctx/secret.txt", "/ctx/a/b.log"} {
+		if _, ok := fs[p]; ok {
+			t.Errorf("%s is excluded by .dockerignore but was copied", p)
+		}
+	}
+	for _, p := range []string{"/ctx/keep.log", "/ctx/app/main.sh", "/ctx/Dockerfile"} {
+		if _, ok := fs[p]; !ok {
+			t.Errorf("%s missing", p)
+		}
+	}
+	// Changing an ignored file does not bust the cache; changing a copied one does.
+	if err := os.WriteFile(filepath.Join(dir, "secret.txt"), []byte("changed"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if r := e.mustKiln("build", "--progress=plain", "-t", "ign", "--build-arg", "BASE="+e.base, dir); strings.Contains(r.stderr, " DONE ") {
+		t.Errorf("an ignored file's change re-ran a step:\n%s", r.stderr)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "keep.log"), []byte("changed"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if r := e.mustKiln("build", "--progress=plain", "-t", "ign", "--build-arg", "BASE="+e.base, dir); !strings.Contains(r.stderr, " DONE ") {
+		t.Errorf("a copied file's change was not rebuilt:\n%s", r.stderr)
+	}
+	if got := files(t, e.image("ign"))["/ctx/keep.log"].data; got != "changed" {
+		t.Errorf("stale content after change: %q", got)
+	}
+
+	bad := e.context(map[string]string{"Dockerfile": "ARG BASE\nFROM $BASE\nCOPY nothere.txt /x\n"})
+	r := e.kiln("", "build", "--build-arg", "BASE="+e.base, bad)
+	if r.code == 0 || !strings.Contains(r.stderr, "Dockerfile:3") || !strings.Contains(r.stderr, "nothere.txt") {
+		t.Errorf("missing COPY source: exit %d\n%s", r.code, r.stderr)
+	}
+	unknown := e.context(map[string]string{"Dockerfile": "ARG BASE\nFROM $BASE\nRUNN echo\n"})
+	r = e.kiln("", "build", "--build-arg", "BASE="+e.base, unknown)
+	if r.code == 0 || !strings.Contains(r.stderr, "Dockerfile:3") || !strings.Contains(r.stderr, "RUN") {
+		t.Errorf("unknown instruction: exit %d\n%s", r.code, r.stderr)
 	}
 }

@@ -31,6 +31,27 @@ func stampConfig(cfg *v1.ConfigFile, now time.Time) {
 	}
 }
 
+// commitImage writes the image made of cfg and layers, unless the same
+// config over the same layers was committed before: then that image (and
+// its ID) is reused, so a fully cached rebuild changes nothing.
+func commitImage(ctx context.Context, store *cache.Store, cfg v1.ConfigFile, layers []cache.Layer, noCache bool) (dag.Digest, error) {
+	key, err := cache.ImageKey(&cfg, layers)
+	if err != nil {
+		return "", err
+	}
+	if !noCache && os.Getenv("SOURCE_DATE_EPOCH") == "" {
+		if d, err := store.LookupImage(ctx, key); err == nil {
+			return d, nil
+		}
+	}
+	stampConfig(&cfg, time.Now().UTC())
+	d, err := store.CommitImage(ctx, &cfg, layers)
+	if err != nil {
+		return "", err
+	}
+	return d, store.RecordImage(ctx, key, d)
+}
+
 // configDigest is an image's ID: its config digest, as docker prints it.
 func configDigest(ctx context.Context, store *cache.Store, manifest dag.Digest) (string, error) {
 	b, err := store.ReadBlob(ctx, manifest)
