@@ -1,0 +1,206 @@
+package fscopy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+
+	"github.com/kiln-build/kiln/executor/user"
+)
+
+// Options describe one COPY. They are JSON-serialisable because they travel
+// to a child process.
+type Options struct {
+	// Sources are relative to srcRoot (a leading "/" and any "../" are
+	// ignored); filepath.Match wildcards with \ escapes.
+	Sources []string `json:"sources"`
+	// Dest is an absolute path in destRoot; a trailing "/" means a directory.
+	Dest string `json:"dest"`
+	// Chown is "user[:group]" resolved in destRoot with user.LookupChown;
+	// "" keeps the source owner (see ContextOwner).
+	Chown string `json:"chown,omitempty"`
+	// Chmod is octal ("0755") or symbolic ("u+x,go=rX"); "" keeps the mode.
+	Chmod string `json:"chmod,omitempty"`
+	// Excludes are patterns in .dockerignore syntax relative to srcRoot:
+	// matching files are neither copied nor selected.
+	Excludes []string `json:"excludes,omitempty"`
+	// ContextOwner says the source is the build context: files are owned
+	// 0:0 unless Chown says otherwise.
+	ContextOwner bool `json:"contextOwner,omitempty"`
+}
+
+// NotFoundError is returned when a literal (non-wildcard) source does not
+// exist or is excluded.
+type NotFoundError struct{ Source string }
+
+func (e *NotFoundError) Error() string { return fmt.Sprintf("%q: not found", e.Source) }
+
+// ErrDestNotDir is returned when several sources or a wildcard are copied
+// to a destination that is not a directory.
+var ErrDestNotDir = errors.New("When using COPY with more than one source file, the destination must be a directory and end with a /")
+
+// Walk calls fn for every file, dir and symlink the copy with these options
+// would read from srcRoot, in a deterministic lexical order (sources in the
+// order given), with its path relative to srcRoot and its Lstat info. A
+// source symlink that is followed is reported both as the link and as what
+// it points to. The solver hashes exactly these for the cache key.
+func Walk(ctx context.Context, srcRoot string, o Options, fn func(rel string, fi os.FileInfo) error) error {
+	s, err := newSelector(srcRoot, o.Excludes)
+	if err != nil {
+		return err
+	}
+	matches, _, err := s.expand(ctx, o.Sources)
+	if err != nil {
+		return err
+	}
+	v := walkVisitor{fn: fn}
+	for _, m := range matches {
+		if m.link != nil {
+			if err := fn(m.linkRel, m.link); err != nil {
+				return err
+			}
+		}
+		if err := s.walk(ctx, m.node, m.excluded, v); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+type walkVisitor struct {
+	fn func(string, os.FileInfo) error
+}
+
+func (v walkVisitor) enter(n *node) error { return v.fn(n.rel, n.fi) }
+func (v walkVisitor) leave(*node) error   { return nil }
+func (v walkVisitor) leaf(n *node) error  { return v.fn(n.rel, n.fi) }
+
+// Copy copies the selected sources onto destRoot with Docker COPY semantics.
+func Copy(ctx context.Context, srcRoot, destRoot string, o Options) error {
+	destRoot, err := cleanRoot(destRoot)
+	if err != nil {
+		return err
+	}
+	c := &copier{destRoot: destRoot, links: map[devIno]string{}, contextOwner: o.ContextOwner}
+	if o.Chown != "" {
+		uid, gid, err := user.LookupChown(destRoot, o.Chown)
+		if err != nil {
+			return fmt.Errorf("resolving --chown=%s: %w", o.Chown, err)
+		}
+		c.chown, c.uid, c.gid = true, uid, gid
+	}
+	if o.Chmod != "" {
+		if c.chmod, err = parseChmod(o.Chmod); err != nil {
+			return err
+		}
+	}
+	s, err := newSelector(srcRoot, o.Excludes)
+	if err != nil {
+		return err
+	}
+
+	destClean := path.Clean("/" + o.Dest)
+	dirHint := destClean == "/" || strings.HasSuffix(o.Dest, "/") || strings.HasSuffix(o.Dest, "/.") || o.Dest == "."
+	destIsDir, err := isDirIn(destRoot, destClean)
+	if err != nil {
+		return err
+	}
+	matches, wildcard, err := s.expand(ctx, o.Sources)
+	if err != nil {
+		return err
+	}
+	if (len(o.Sources) > 1 || wildcard) && !dirHint && !destIsDir {
+		return ErrDestNotDir
+	}
+	if len(matches) == 0 {
+		return nil
+	}
+
+	// Missing parents are owned by the --chown owner, else root.
+	puid, pgid := uint32(0), uint32(0)
+	if c.chown {
+		puid, pgid = c.uid, c.gid
+	}
+	parent, err := mkdirAll(destRoot, path.Dir(destClean), 0o755, puid, pgid)
+	if err != nil {
+		return err
+	}
+	base := path.Base(destClean)
+	destPath := filepath.Join(parent, base)
+	if destClean == "/" {
+		destPath = destRoot
+	}
+	for _, m := range matches {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		switch {
+		case m.node.fi.IsDir():
+			// A directory's contents go into dest, which is created with
+			// the directory's metadata when missing.
+			m.node.dest = destPath
+		case dirHint || destIsDir:
+			dir, err := mkdirAll(destRoot, destClean, 0o755, puid, pgid)
+			if err != nil {
+				return err
+			}
+			m.node.dest = filepath.Join(dir, path.Base(m.lit))
+		default:
+			m.node.dest = destPath
+		}
+		if err := s.walk(ctx, m.node, m.excluded, c); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Mkdir creates p (absolute in root) and its missing parents with mode and
+// the owner chown ("" = 0:0) resolved via user.LookupChown. An existing
+// directory is left alone.
+func Mkdir(ctx context.Context, root, p, chown string, mode os.FileMode) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	root, err := cleanRoot(root)
+	if err != nil {
+		return err
+	}
+	uid, gid, err := user.LookupChown(root, chown)
+	if err != nil {
+		return fmt.Errorf("resolving owner %q for %s: %w", chown, p, err)
+	}
+	_, err = mkdirAll(root, p, unixMode(mode), uid, gid)
+	return err
+}
+
+func cleanRoot(root string) (string, error) {
+	if root == "" {
+		return "", errors.New("empty root directory")
+	}
+	abs, err := filepath.Abs(root)
+	if err != nil {
+		return "", fmt.Errorf("resolving root %s: %w", root, err)
+	}
+	return abs, nil
+}
+
+// unixMode turns Go's mode bits into the permission and special bits of
+// chmod(2).
+func unixMode(m os.FileMode) uint32 {
+	u := uint32(m.Perm())
+	if m&os.ModeSetuid != 0 {
+		u |= 0o4000
+	}
+	if m&os.ModeSetgid != 0 {
+		u |= 0o2000
+	}
+	if m&os.ModeSticky != 0 {
+		u |= 0o1000
+	}
+	return u
+}
