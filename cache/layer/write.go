@@ -32,9 +32,13 @@ type devIno struct{ dev, ino uint64 }
 // become ".wh." entries, hardlinks inside dir become TypeLink entries,
 // xattrs other than trusted.overlay.* are kept and sockets are skipped.
 func WriteTar(ctx context.Context, w io.Writer, dir string) error {
+	dir, err := filepath.EvalSymlinks(dir) // walk the tree, not a link to it
+	if err != nil {
+		return fmt.Errorf("writing layer tar: %w", err)
+	}
 	tw := tar.NewWriter(w)
 	seen := map[devIno]string{}
-	err := filepath.WalkDir(dir, func(p string, _ fs.DirEntry, err error) error {
+	err = filepath.WalkDir(dir, func(p string, _ fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
