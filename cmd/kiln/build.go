@@ -159,11 +159,17 @@ func runBuild(cmd *cobra.Command, g *globalFlags, f *buildFlags, contextArg stri
 		name = f.tags[0]
 	}
 	for _, out := range outs {
+		if out.Name == "" {
+			out.Name = name
+		}
 		if err := export(ctx, store, digest, name, out); err != nil {
 			return err
 		}
-		if out.Dest != "" {
+		switch {
+		case out.Dest != "":
 			progress.Printf("exporting to %s (%s) done\n", out.Dest, out.Type)
+		case out.Type == exporter.TypeRegistry || out.Attrs["push"] == "true":
+			progress.Printf("pushing %s done\n", canonical(out.Name))
 		}
 	}
 	executed, cached := progress.Counts()

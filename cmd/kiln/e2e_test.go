@@ -232,6 +232,20 @@ func TestExportArchives(t *testing.T) {
 	if r := e2.mustKiln("run", "--rm", "exp:1"); r.stdout != "exported\n" {
 		t.Errorf("run of loaded OCI archive: %q", r.stdout)
 	}
+	e3 := newEnv(t)
+	e3.mustKiln("load", "-i", dock)
+	if r := e3.mustKiln("run", "--rm", "exp:1"); r.stdout != "exported\n" {
+		t.Errorf("run of loaded docker archive: %q", r.stdout)
+	}
+
+	// Push to a registry, then pull and run from another store.
+	pushed := e.reg + "/exp/pushed:1"
+	e.mustKiln("build", "--build-arg", "BASE="+e.base, "--output", "type=registry,name="+pushed, dir)
+	e4 := newEnv(t)
+	e4.mustKiln("pull", pushed)
+	if r := e4.mustKiln("run", "--rm", pushed); r.stdout != "exported\n" {
+		t.Errorf("run of pushed image: %q", r.stdout)
+	}
 }
 
 func TestDockerignoreAndMissingSource(t *testing.T) {

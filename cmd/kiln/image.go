@@ -9,6 +9,7 @@ import (
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/kiln-build/kiln/cache"
 	"github.com/kiln-build/kiln/exporter"
@@ -67,66 +68,42 @@ func configDigest(ctx context.Context, store *cache.Store, manifest dag.Digest) 
 
 // export writes the stored image with manifest digest d to out.
 func export(ctx context.Context, store *cache.Store, d dag.Digest, name string, out exporter.Output) error {
-	if out.Type == "image" {
-		if out.Name != "" {
-			return store.Tag(ctx, out.Name, d)
+	if out.Name == "" {
+		out.Name = name
+	}
+	push := out.Type == exporter.TypeRegistry || out.Attrs["push"] == "true"
+	if out.Type == exporter.TypeImage || out.Type == exporter.TypeRegistry {
+		if out.Name == "" {
+			return fmt.Errorf("--output type=%s needs name=... or -t", out.Type)
 		}
-		return nil
+		if err := store.Tag(ctx, out.Name, d); err != nil {
+			return err
+		}
+		if !push {
+			return nil
+		}
 	}
 	img, err := store.Image(ctx, d)
 	if err != nil {
 		return err
 	}
-	if out.Name != "" {
-		name = out.Name
+	if push {
+		return pushImage(ctx, img, out.Name)
 	}
-	if name == "" {
-		name = "kiln-build:latest"
+	if out.Name == "" {
+		out.Name = "kiln-build:latest"
 	}
-	switch out.Type {
-	case "oci", "docker":
-		if out.Type == "oci" && !out.Tar {
-			return exporter.WriteOCILayout(ctx, out.Dest, img, name)
-		}
-		w := os.Stdout
-		if out.Dest != "-" {
-			f, err := os.CreateTemp(dirOf(out.Dest), ".kiln-export-")
-			if err != nil {
-				return fmt.Errorf("export to %s: %w", out.Dest, err)
-			}
-			defer os.Remove(f.Name())
-			defer f.Close()
-			w = f
-		}
-		if out.Type == "oci" {
-			err = exporter.WriteOCIArchive(ctx, w, img, name)
-		} else {
-			err = exporter.WriteDockerArchive(ctx, w, img, name)
-		}
-		if err != nil {
-			return fmt.Errorf("export to %s: %w", out.Dest, err)
-		}
-		if w != os.Stdout {
-			if err := w.Close(); err != nil {
-				return fmt.Errorf("export to %s: %w", out.Dest, err)
-			}
-			if err := os.Rename(w.Name(), out.Dest); err != nil {
-				return fmt.Errorf("export to %s: %w", out.Dest, err)
-			}
-		}
-		return nil
-	}
-	return fmt.Errorf("output type %q is not supported yet (use oci, docker or image)", out.Type)
+	return exporter.Export(ctx, out, img, os.Stdout)
 }
 
-func dirOf(p string) string {
-	for i := len(p) - 1; i >= 0; i-- {
-		if p[i] == '/' {
-			if i == 0 {
-				return "/"
-			}
-			return p[:i]
-		}
+// pushImage uploads img to ref's registry (plain HTTP only on loopback).
+func pushImage(ctx context.Context, img v1.Image, ref string) error {
+	r, err := cache.ParseName(ref)
+	if err != nil {
+		return err
 	}
-	return "."
+	if err := remote.Write(r, img, remote.WithContext(ctx)); err != nil {
+		return fmt.Errorf("pushing %s: %w", ref, err)
+	}
+	return nil
 }
