@@ -1,0 +1,128 @@
+package executor_test
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/kiln-build/kiln/executor"
+)
+
+// TestRunManyLowers mounts long chains of layers with long snapshot paths:
+// 60 fit in mount(2)'s one-page option string only relative to their parent
+// dir, 150 do not fit at all and need the new mount API (tried with
+// overlayfs's separators in the path too).
+func TestRunManyLowers(t *testing.T) {
+	requireRoot(t)
+	for _, tt := range []struct {
+		n    int
+		name string
+	}{{60, "snapshots"}, {150, "snapshots"}, {150, `snap:sh,ots\`}} {
+		n := tt.n
+		t.Run(fmt.Sprint(n, tt.name), func(t *testing.T) {
+			snaps := filepath.Join(t.TempDir(), tt.name)
+			var lowers []string
+			for i := range n {
+				sum := sha256.Sum256([]byte(fmt.Sprint(i)))
+				dir := filepath.Join(snaps, hex.EncodeToString(sum[:]))
+				if i == 0 {
+					baseLayer(t, dir)
+				}
+				writeFile(t, filepath.Join(dir, "layers", fmt.Sprint(i)), fmt.Sprint(i), 0o644)
+				// Every layer overwrites /top: the last one must win.
+				writeFile(t, filepath.Join(dir, "top"), fmt.Sprint(i), 0o644)
+				lowers = append(lowers, dir)
+			}
+			root := newRootfs(t, lowers...)
+			stdout, stderr, err := run(t, root, executor.Process{Args: []string{"sh", "-c", "ls /layers | wc -l; cat /top"}}, executor.Options{})
+			if err != nil {
+				t.Fatalf("Run: %v (stderr %q)", err, stderr)
+			}
+			if want := fmt.Sprintf("%d\n%d", n, n-1); strings.TrimSpace(stdout) != want {
+				t.Errorf("output = %q, want %q", stdout, want)
+			}
+		})
+	}
+}
+
+// TestRunOddPaths uses snapshot paths containing overlayfs's option
+// separators, which must be escaped.
+func TestRunOddPaths(t *testing.T) {
+	requireRoot(t)
+	d := t.TempDir()
+	base := filepath.Join(d, "base:1,x")
+	baseLayer(t, base)
+	top := filepath.Join(d, `top\2`)
+	writeFile(t, filepath.Join(top, "hello"), "hi", 0o644)
+	root := executor.Rootfs{Lowers: []string{base, top}, Upper: filepath.Join(d, "up,per"), Work: filepath.Join(d, "wo:rk")}
+	mustMkdir(t, root.Upper, 0o755)
+	mustMkdir(t, root.Work, 0o755)
+	stdout, stderr, err := run(t, root, executor.Process{Args: []string{"sh", "-c", "cat /hello; touch /new"}}, executor.Options{})
+	if err != nil {
+		t.Fatalf("Run: %v (stderr %q)", err, stderr)
+	}
+	if stdout != "hi" {
+		t.Errorf("output = %q", stdout)
+	}
+	if _, err := os.Stat(filepath.Join(root.Upper, "new")); err != nil {
+		t.Errorf("change not in upper: %v", err)
+	}
+}
+
+// TestRunHostFiles checks resolv.conf and hosts come from the host only
+// where the image has them, read-only, and never end up in the layer.
+func TestRunHostFiles(t *testing.T) {
+	requireRoot(t)
+	hostResolv, err := os.ReadFile("/etc/resolv.conf")
+	if err != nil {
+		t.Skip("host has no /etc/resolv.conf")
+	}
+	lower := filepath.Join(t.TempDir(), "base")
+	baseLayer(t, lower)
+	writeFile(t, filepath.Join(lower, "etc/resolv.conf"), "nameserver 192.0.2.1\n", 0o644)
+	root := newRootfs(t, lower)
+	script := "cat /etc/resolv.conf; test -e /etc/hosts && echo hosts exists; echo x >> /etc/resolv.conf && echo writable; true"
+	stdout, stderr, err := run(t, root, executor.Process{Args: []string{"sh", "-c", script}}, executor.Options{})
+	if err != nil {
+		t.Fatalf("Run: %v (stderr %q)", err, stderr)
+	}
+	if stdout != string(hostResolv) {
+		t.Errorf("resolv.conf in container = %q, want the host's %q", stdout, hostResolv)
+	}
+	if !strings.Contains(stderr, "Read-only file system") {
+		t.Errorf("stderr = %q, want a read-only error", stderr)
+	}
+	if got := tree(t, root.Upper); len(got) != 0 {
+		t.Errorf("upper not empty:\n%s", strings.Join(got, "\n"))
+	}
+}
+
+// TestRunMaskedPaths checks host details in /proc are hidden or read-only.
+func TestRunMaskedPaths(t *testing.T) {
+	requireRoot(t)
+	root := baseRootfs(t)
+	script := "cat /proc/kcore | wc -c; echo 1 > /proc/sys/kernel/ns_last_pid || echo ro"
+	stdout, _, err := run(t, root, executor.Process{Args: []string{"sh", "-c", script}}, executor.Options{})
+	if err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	if f := strings.Fields(stdout); len(f) != 2 || f[0] != "0" || f[1] != "ro" {
+		t.Errorf("output = %q, want an empty /proc/kcore and a read-only /proc/sys", stdout)
+	}
+}
+
+// TestRunNoMountLeak checks nothing the container mounted reaches the host.
+func TestRunNoMountLeak(t *testing.T) {
+	requireRoot(t)
+	root := baseRootfs(t)
+	if _, _, err := run(t, root, executor.Process{Args: []string{"true"}}, executor.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	if m := mountsUnder(t, root.Upper, root.Lowers[0], os.TempDir()+"/kiln-exec-"); len(m) != 0 {
+		t.Errorf("host mounts from the container:\n%s", strings.Join(m, "\n"))
+	}
+}

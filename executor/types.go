@@ -1,0 +1,77 @@
+package executor
+
+import (
+	"fmt"
+	"io"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/kiln-build/kiln/executor/fscopy"
+)
+
+// Rootfs is an overlay: Lowers are snapshot dirs in overlay format (whiteouts
+// are 0/0 char devices, opaque dirs have xattr trusted.overlay.opaque=y),
+// bottom layer first (image order). Upper and Work are empty dirs on the same
+// filesystem; changes land in Upper (overlay format), which the caller then
+// turns into a layer. len(Lowers)==0 means scratch.
+type Rootfs struct {
+	Lowers []string
+	Upper  string
+	Work   string
+}
+
+// Process is what runs inside the container.
+type Process struct {
+	Args   []string
+	Env    []string // exactly the env of the process
+	Cwd    string   // absolute path in the rootfs; "" = "/"; created (0755, root) if missing
+	User   string   // "", "name", "uid", "name:group", "uid:gid"; resolved in the rootfs
+	Stdin  io.Reader
+	Stdout io.Writer
+	Stderr io.Writer
+}
+
+// Options are the container settings that are not part of the process.
+type Options struct {
+	Hostname string // default "kiln"
+	Network  string // "" or "host": host network namespace; "none": new namespace with only loopback
+}
+
+// ExitError is a process that ran but did not exit with status 0.
+type ExitError struct {
+	Code int // exit status, or 128+signal if killed by a signal
+}
+
+func (e *ExitError) Error() string {
+	// Like a shell, 128+n is read as signal n.
+	if e.Code > 128 && e.Code < 128+65 {
+		sig := syscall.Signal(e.Code - 128)
+		if name := unix.SignalName(sig); name != "" {
+			return fmt.Sprintf("process killed by signal %s", name)
+		}
+		return fmt.Sprintf("process killed by signal %d", int(sig))
+	}
+	return fmt.Sprintf("process exited with code %d", e.Code)
+}
+
+// FileOp is a filesystem operation done over a Rootfs's overlay inside a
+// private mount namespace. Exactly one of Copy and Mkdir is set.
+type FileOp struct {
+	Copy  *CopyOp  `json:"copy,omitempty"`
+	Mkdir *MkdirOp `json:"mkdir,omitempty"`
+}
+
+// CopyOp copies from a host directory or from another snapshot chain.
+type CopyOp struct {
+	SrcDir    string         `json:"srcDir,omitempty"`    // host directory to copy from (the build context), or ""
+	SrcLowers []string       `json:"srcLowers,omitempty"` // or: the source's snapshot chain (bottom first), mounted read-only
+	Options   fscopy.Options `json:"options"`             // what to copy and where
+}
+
+// MkdirOp creates Path and its missing parents.
+type MkdirOp struct {
+	Path  string `json:"path"`  // absolute in the rootfs
+	Chown string `json:"chown"` // owner of created dirs, "" = 0:0
+	Mode  uint32 `json:"mode"`  // e.g. 0755
+}
