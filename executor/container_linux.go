@@ -89,9 +89,10 @@ func runChild(s *spec) error {
 
 	// From here on, failures are the program's, reported like a shell does.
 	name := s.Args[0]
-	path, err := lookPath(name, s.Env)
+	env := withHome(s.Env, id.Home)
+	path, err := lookPath(name, env)
 	if err == nil {
-		err = syscall.Exec(path, s.Args, s.Env)
+		err = syscall.Exec(path, s.Args, env)
 	}
 	fmt.Fprintf(os.Stderr, "exec: %s: %v\n", name, err)
 	if errors.Is(err, errNotFound) || errors.Is(err, unix.ENOENT) {
@@ -346,4 +347,18 @@ func loopbackUp() error {
 		return fmt.Errorf("bring lo up: %w", err)
 	}
 	return nil
+}
+
+// withHome adds HOME from the user's passwd entry ("/" without one) unless
+// env sets it, as docker does for RUN steps and containers.
+func withHome(env []string, home string) []string {
+	for _, e := range env {
+		if strings.HasPrefix(e, "HOME=") {
+			return env
+		}
+	}
+	if home == "" {
+		home = "/"
+	}
+	return append(env[:len(env):len(env)], "HOME="+home)
 }

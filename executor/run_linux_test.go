@@ -24,8 +24,10 @@ func TestRunOutput(t *testing.T) {
 		want string
 	}{
 		{"echo", executor.Process{Args: []string{"echo", "hello", "world"}}, executor.Options{}, "hello world\n"},
-		{"env is exact", executor.Process{Args: []string{"env"}, Env: []string{"PATH=/bin", "FOO=bar baz", "EMPTY="}},
-			executor.Options{}, "PATH=/bin\nFOO=bar baz\nEMPTY=\n"},
+		{"env is exact, plus HOME", executor.Process{Args: []string{"env"}, Env: []string{"PATH=/bin", "FOO=bar baz", "EMPTY="}},
+			executor.Options{}, "PATH=/bin\nFOO=bar baz\nEMPTY=\nHOME=/root\n"},
+		{"HOME from env wins", executor.Process{Args: []string{"sh", "-c", "echo $HOME"}, Env: []string{"HOME=/x"}}, executor.Options{}, "/x\n"},
+		{"HOME of user", executor.Process{Args: []string{"sh", "-c", "echo $HOME"}, User: "user"}, executor.Options{}, "/home/user\n"},
 		{"pid 1", executor.Process{Args: []string{"sh", "-c", "echo $$"}}, executor.Options{}, "1\n"},
 		{"default hostname", executor.Process{Args: []string{"hostname"}}, executor.Options{}, "kiln\n"},
 		{"hostname", executor.Process{Args: []string{"hostname"}}, executor.Options{Hostname: "box"}, "box\n"},

@@ -48,7 +48,7 @@ type groupEntry struct {
 // only that group, given as a name (must exist) or a gid.
 func Lookup(root, spec string) (Identity, error) {
 	if spec == "" {
-		return Identity{Home: defaultHome}, nil
+		spec = "0" // root, with its passwd entry's home and groups if it has one
 	}
 	userArg, groupArg, _ := strings.Cut(spec, ":")
 	users, err := readPasswd(root)

@@ -54,7 +54,7 @@ func TestLookup(t *testing.T) {
 		want    Identity
 		wantErr error
 	}{
-		{"empty is root", full, "", Identity{UID: 0, GID: 0, Home: "/"}, nil},
+		{"empty is root, from passwd", full, "", Identity{UID: 0, GID: 0, Groups: []uint32{0, 10}, Home: "/root"}, nil},
 		{"root by name gets its groups", full, "root", Identity{UID: 0, GID: 0, Groups: []uint32{0, 10}, Home: "/root"}, nil},
 		{"name", full, "app", Identity{UID: 1000, GID: 1001, Groups: []uint32{10, 50}, Home: "/home/app"}, nil},
 		{"uid in passwd", full, "1000", Identity{UID: 1000, GID: 1001, Groups: []uint32{10, 50}, Home: "/home/app"}, nil},
