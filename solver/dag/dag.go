@@ -54,23 +54,74 @@ type LocalOp struct {
 }
 
 // ExecOp runs a process over Inputs[0] and captures what it changed as one
-// new layer.
+// new layer. Mounts may name further inputs by index.
 type ExecOp struct {
-	Args    []string `json:"args"`
-	Env     []string `json:"env"`
-	User    string   `json:"user"`
-	Cwd     string   `json:"cwd"`
-	Network string   `json:"network"` // "", "host" or "none"; "" means host
+	Args     []string `json:"args"`
+	Env      []string `json:"env"`
+	User     string   `json:"user"`
+	Cwd      string   `json:"cwd"`
+	Network  string   `json:"network"`            // "", "host" or "none"; "" means host
+	Security string   `json:"security,omitempty"` // "" / "sandbox", or "insecure"
+	Mounts   []Mount  `json:"mounts,omitempty"`
+	// ProxyEnv is passed to the process but kept out of the key and the
+	// image: the undeclared proxy build args (HTTP_PROXY and friends).
+	ProxyEnv []string `json:"-"`
+}
+
+// Mount is one RUN --mount. Which fields matter depends on Type.
+type Mount struct {
+	Type     string `json:"type"`             // "bind", "cache", "tmpfs", "secret", "ssh"
+	Target   string `json:"target,omitempty"` // absolute path in the container
+	Input    int    `json:"input"`            // bind/cache from: index into Vertex.Inputs (a LocalOp or a layered vertex); -1 = none
+	Source   string `json:"source,omitempty"` // path inside the input (bind, cache with from)
+	ReadOnly bool   `json:"readonly,omitempty"`
+	ID       string `json:"id,omitempty"`      // cache id (default: Target), secret id
+	Sharing  string `json:"sharing,omitempty"` // cache: "shared" (default), "private", "locked"
+	Mode     uint32 `json:"mode,omitempty"`    // cache dir / secret file mode
+	UID      uint32 `json:"uid,omitempty"`
+	GID      uint32 `json:"gid,omitempty"`
+	Size     int64  `json:"size,omitempty"`     // tmpfs bytes, 0 = default
+	Required bool   `json:"required,omitempty"` // secret/ssh: fail if not provided
+	Env      string `json:"env,omitempty"`      // secret: also (or only, if Target is "") expose as this env var
 }
 
 // CopyOp copies Sources from Inputs[1] (a LocalOp, or any layered vertex)
 // onto Inputs[0] at Dest, as one new layer, with Docker's COPY semantics.
 type CopyOp struct {
-	Sources  []string `json:"sources"`  // relative to the source root; may hold wildcards
-	Dest     string   `json:"dest"`     // absolute; a trailing "/" means "a directory"
-	Chown    string   `json:"chown"`    // "user[:group]", names or ids, resolved in Inputs[0]; "" = 0:0
-	Chmod    string   `json:"chmod"`    // octal, "" = keep
-	Excludes []string `json:"excludes"` // extra patterns (COPY --exclude)
+	Sources  []string `json:"sources"`           // relative to the source root; may hold wildcards
+	Dest     string   `json:"dest"`              // absolute; a trailing "/" means "a directory"
+	Chown    string   `json:"chown"`             // "user[:group]", names or ids, resolved in Inputs[0]; "" = 0:0
+	Chmod    string   `json:"chmod"`             // octal, "" = keep
+	Excludes []string `json:"excludes"`          // extra patterns (COPY --exclude)
+	Parents  bool     `json:"parents,omitempty"` // COPY --parents: keep source paths (with the /./ pivot)
+	Unpack   bool     `json:"unpack,omitempty"`  // ADD: extract local tar archives (plain, gzip, bzip2, xz, zstd)
+	Link     bool     `json:"link,omitempty"`    // COPY --link (same result; recorded for the history)
+	// Mtime, when set, is the modification time (Unix seconds) given to
+	// copied files (ADD of a URL: Last-Modified).
+	Mtime int64 `json:"mtime,omitempty"`
+}
+
+// InlineOp is a directory of files given inline (heredocs in COPY/ADD):
+// like a LocalOp its result is a directory, materialised by the solver.
+// No inputs.
+type InlineOp struct {
+	Files []InlineFile `json:"files"`
+}
+
+// InlineFile is one file of an InlineOp.
+type InlineFile struct {
+	Name string `json:"name"` // relative path
+	Data string `json:"data"`
+	Mode uint32 `json:"mode"` // 0 = 0644
+}
+
+// HTTPOp downloads URL (ADD https://...). Its result is a directory holding
+// one file, Filename; ops that copy from it key on the downloaded content.
+// No inputs.
+type HTTPOp struct {
+	URL      string `json:"url"`
+	Checksum string `json:"checksum,omitempty"` // "sha256:<hex>": the download must match
+	Filename string `json:"filename"`           // from the URL path, else "download"
 }
 
 // MkdirOp creates Path (and its parents) on Inputs[0] as one new layer,
@@ -87,6 +138,8 @@ func (*LocalOp) Kind() string   { return "local" }
 func (*ExecOp) Kind() string    { return "exec" }
 func (*CopyOp) Kind() string    { return "copy" }
 func (*MkdirOp) Kind() string   { return "mkdir" }
+func (*InlineOp) Kind() string  { return "inline" }
+func (*HTTPOp) Kind() string    { return "http" }
 
 // version changes whenever an Op's meaning changes, so old cache records
 // are never reused for a new meaning.
