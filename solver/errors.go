@@ -17,6 +17,7 @@ type StepError struct {
 	Err      error
 	ExitCode int      // the process's exit code; 0 if the step ran no process
 	Tail     []string // last output lines
+	LogPath  string   // the step's full output in the store, if it printed any
 }
 
 func (e *StepError) Error() string {
@@ -39,6 +40,12 @@ func (e *StepError) Error() string {
 			b.WriteString("    " + l + "\n")
 		}
 	}
+	if e.LogPath != "" {
+		if len(e.Tail) == 0 {
+			b.WriteString("\n")
+		}
+		b.WriteString("  full log: " + e.LogPath + "\n")
+	}
 	return strings.TrimRight(b.String(), "\n")
 }
 
@@ -59,6 +66,7 @@ func stepError(v *dag.Vertex, err error, steps ...*Step) error {
 	}
 	for _, s := range steps {
 		e.Tail = s.Tail()
+		e.LogPath = s.LogPath()
 	}
 	return e
 }

@@ -95,6 +95,7 @@ func (s *Solver) build(ctx context.Context, v *dag.Vertex) ([]cache.Layer, dag.D
 		key, err := dag.Key(v.Op, nil, "")
 		return nil, key, err
 	}
+	s.opts.Progress.Queue(v) // the trace shows the wait for inputs and a slot
 	// Inputs first, all at once; no execution slot is held while waiting.
 	inputs := make([]*state, len(v.Inputs))
 	g, gctx := errgroup.WithContext(ctx)
@@ -120,9 +121,11 @@ func (s *Solver) build(ctx context.Context, v *dag.Vertex) ([]cache.Layer, dag.D
 		return nil, "", err
 	}
 	p := s.opts.Progress.Start(v)
+	p.SetKey(key)
 	if !s.opts.NoCache {
 		if layers, err := s.store.Lookup(ctx, key); err == nil {
 			p.Cached()
+			s.store.TouchRecord(key) // GC collects the records unused the longest
 			return layers, key, nil
 		}
 	}
@@ -132,14 +135,19 @@ func (s *Solver) build(ctx context.Context, v *dag.Vertex) ([]cache.Layer, dag.D
 		return nil, "", ctx.Err()
 	}
 	start := time.Now()
+	p.Running()
 	layers, err := s.exec(ctx, v, inputs, p)
 	<-s.sem
+	p.Stopped()
 	if err != nil {
 		p.Error(err)
 		return nil, "", stepError(v, err, p)
 	}
 	if err := s.store.Record(ctx, key, layers); err != nil {
 		return nil, "", err
+	}
+	if _, pulled := v.Op.(*dag.ImageOp); !pulled && len(layers) > 0 {
+		p.Added(layers[len(layers)-1].Size) // the one layer this step made
 	}
 	p.Done(time.Since(start))
 	return layers, key, nil
@@ -175,7 +183,7 @@ func (s *Solver) exec(ctx context.Context, v *dag.Vertex, inputs []*state, p *St
 		return s.layerOver(ctx, inputs[0].layers, func(root executor.Rootfs) error {
 			return executor.Run(ctx, root, executor.Process{
 				Args: op.Args, Env: op.Env, Cwd: op.Cwd, User: op.User,
-				Stdout: p, Stderr: p,
+				Stdout: p, Stderr: p.Stderr(),
 			}, executor.Options{Network: op.Network})
 		})
 	case *dag.CopyOp:

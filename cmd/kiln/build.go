@@ -30,6 +30,7 @@ type buildFlags struct {
 	platform  string
 	quiet     bool
 	jobs      int
+	trace     string
 }
 
 func newBuildCmd(g *globalFlags) *cobra.Command {
@@ -48,7 +49,8 @@ func newBuildCmd(g *globalFlags) *cobra.Command {
 	fl.StringArrayVar(&f.buildArgs, "build-arg", nil, "set a build-time variable (KEY=VALUE, or KEY to take it from the environment)")
 	fl.StringVar(&f.target, "target", "", "build this stage (default: the last one)")
 	fl.StringArrayVarP(&f.outputs, "output", "o", nil, `output destination: "type=oci,dest=FILE", "type=docker,dest=FILE", "type=image" (the local store, default)`)
-	fl.StringVar(&f.progress, "progress", "auto", "progress output: auto, plain or quiet")
+	fl.StringVar(&f.progress, "progress", "auto", "progress output: auto, tty, plain, rawjson or quiet (only the image ID, on stdout)")
+	fl.StringVar(&f.trace, "trace", "", "write a trace of the build's steps to FILE (Chrome trace-event JSON, for Perfetto)")
 	fl.BoolVar(&f.noCache, "no-cache", false, "do not use the cache")
 	fl.StringVar(&f.pull, "pull", "missing", "when to pull base images: always, missing or never")
 	fl.Lookup("pull").NoOptDefVal = "always"
@@ -58,7 +60,7 @@ func newBuildCmd(g *globalFlags) *cobra.Command {
 	return cmd
 }
 
-func runBuild(cmd *cobra.Command, g *globalFlags, f *buildFlags, contextArg string) error {
+func runBuild(cmd *cobra.Command, g *globalFlags, f *buildFlags, contextArg string) (err error) {
 	ctx := cmd.Context()
 	start := time.Now()
 	contextDir, err := filepath.Abs(contextArg)
@@ -107,16 +109,15 @@ func runBuild(cmd *cobra.Command, g *globalFlags, f *buildFlags, contextArg stri
 	if err != nil {
 		return err
 	}
-	var progressOut io.Writer = os.Stderr
-	if f.quiet || f.progress == "quiet" {
-		progressOut = io.Discard
+	progress, err := newBuildProgress(store, f.progress, f.trace, f.quiet, start)
+	if err != nil {
+		return err
 	}
-	switch f.progress {
-	case "auto", "plain", "tty", "quiet":
-	default:
-		return fmt.Errorf("--progress %q: use auto, plain or quiet", f.progress)
-	}
-	progress := solver.NewProgress(progressOut)
+	defer func() {
+		if terr := progress.end(); terr != nil && err == nil {
+			err = terr
+		}
+	}()
 
 	res, err := frontend.Compile(ctx, frontend.Options{
 		Dockerfile: dockerfile,
@@ -126,7 +127,7 @@ func runBuild(cmd *cobra.Command, g *globalFlags, f *buildFlags, contextArg stri
 		BuildArgs:  buildArgs,
 		Target:     f.target,
 		Platform:   f.platform,
-		Resolver:   &solver.Resolver{Store: store, Policy: policy, Progress: progress},
+		Resolver:   &solver.Resolver{Store: store, Policy: policy, Progress: progress.Progress},
 	})
 	if err != nil {
 		return err
@@ -134,7 +135,7 @@ func runBuild(cmd *cobra.Command, g *globalFlags, f *buildFlags, contextArg stri
 	for _, w := range res.Warnings {
 		progress.Printf("%s\n", w)
 	}
-	s := solver.New(store, solver.Options{Jobs: f.jobs, NoCache: f.noCache, Progress: progress})
+	s := solver.New(store, solver.Options{Jobs: f.jobs, NoCache: f.noCache, Progress: progress.Progress})
 	layers, err := s.Solve(ctx, res.Root)
 	if err != nil {
 		return err
@@ -172,11 +173,15 @@ func runBuild(cmd *cobra.Command, g *globalFlags, f *buildFlags, contextArg stri
 			progress.Printf("pushing %s done\n", canonical(out.Name))
 		}
 	}
-	executed, cached := progress.Counts()
-	progress.Printf("build finished in %.2fs: %d steps run, %d cached\n", time.Since(start).Seconds(), executed, cached)
-	if f.quiet {
+	progress.Finish()
+	if f.quiet || f.progress == "quiet" {
 		fmt.Println(id)
 	}
+	var gcReport io.Writer = os.Stderr
+	if f.quiet || f.progress == "quiet" || f.progress == "rawjson" {
+		gcReport = nil
+	}
+	autoGC(ctx, g, store, gcReport)
 	return nil
 }
 

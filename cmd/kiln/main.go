@@ -56,12 +56,32 @@ func isStepError(err error) bool {
 }
 
 type globalFlags struct {
-	root string
+	root   string
+	noLock bool             // this command does not hold the store (see storeLockFree)
+	lock   *cache.StoreLock // shared hold on the store, so GC leaves our writes alone
 }
 
 func (g *globalFlags) store() (*cache.Store, error) {
-	return cache.Open(g.root)
+	s, err := cache.Open(g.root)
+	if err != nil || g.noLock || g.lock != nil {
+		return s, err
+	}
+	if g.lock, err = s.LockShared(context.Background()); err != nil {
+		return nil, err
+	}
+	return s, nil
 }
+
+// unlockStore drops the shared hold (before an automatic GC).
+func (g *globalFlags) unlockStore() {
+	g.lock.Unlock()
+	g.lock = nil
+}
+
+// storeLockFree are the commands that do not hold the store shared: run
+// (a container can run for days; its record protects its image), and
+// the ones that only read or that take the lock exclusively themselves.
+var storeLockFree = map[string]bool{"run": true, "ps": true, "rm": true, "images": true, "du": true, "prune": true}
 
 func newRootCmd() *cobra.Command {
 	g := &globalFlags{}
@@ -70,8 +90,11 @@ func newRootCmd() *cobra.Command {
 		Short:         "Build OCI images from Dockerfiles and run containers, without a daemon",
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		PersistentPreRun: func(cmd *cobra.Command, _ []string) {
+			g.noLock = storeLockFree[cmd.Name()]
+		},
 	}
 	cmd.PersistentFlags().StringVar(&g.root, "root", cache.DefaultRoot(), "store directory (env KILN_ROOT)")
-	cmd.AddCommand(newBuildCmd(g), newRunCmd(g), newImagesCmd(g), newPullCmd(g), newLoadCmd(g), newRmiCmd(g), newTagCmd(g), newSaveCmd(g), newPsCmd(g), newRmCmd(g))
+	cmd.AddCommand(newBuildCmd(g), newRunCmd(g), newImagesCmd(g), newPullCmd(g), newLoadCmd(g), newRmiCmd(g), newTagCmd(g), newSaveCmd(g), newPsCmd(g), newRmCmd(g), newDuCmd(g), newPruneCmd(g))
 	return cmd
 }

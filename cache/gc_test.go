@@ -1,0 +1,366 @@
+package cache
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/kiln-build/kiln/solver/dag"
+)
+
+// gcStore is a store with: an image "app" of layers base+a, a record for
+// each layer chain, a record for a layer b that no image uses, and one
+// for c that only a container's image uses.
+type gcStore struct {
+	s             *Store
+	base, a, b, c Layer
+	keys          map[string]dag.Digest
+}
+
+func commitFiles(t *testing.T, s *Store, files map[string]string) Layer {
+	t.Helper()
+	dir, err := s.TempDir("test-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, content := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	l, err := s.CommitDir(context.Background(), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
+func key(n string) dag.Digest { return digestOf([]byte("key " + n)) }
+
+func newGCStore(t *testing.T) *gcStore {
+	t.Helper()
+	ctx := context.Background()
+	s, err := Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := &gcStore{s: s, keys: map[string]dag.Digest{}}
+	g.base = commitFiles(t, s, map[string]string{"base": "base layer"})
+	g.a = commitFiles(t, s, map[string]string{"a": "layer a"})
+	g.b = commitFiles(t, s, map[string]string{"b": string(make([]byte, 100000))})
+	g.c = commitFiles(t, s, map[string]string{"c": "layer c"})
+	for name, chain := range map[string][]Layer{"base": {g.base}, "a": {g.base, g.a}, "b": {g.base, g.b}, "c": {g.base, g.c}} {
+		g.keys[name] = key(name)
+		if err := s.Record(ctx, key(name), chain); err != nil {
+			t.Fatal(err)
+		}
+	}
+	app, err := s.CommitImage(ctx, &v1.ConfigFile{OS: "linux"}, []Layer{g.base, g.a})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Tag(ctx, "app:1", app); err != nil {
+		t.Fatal(err)
+	}
+	// An untagged image that only a container uses.
+	ci, err := s.CommitImage(ctx, &v1.ConfigFile{OS: "linux", Architecture: "c"}, []Layer{g.base, g.c})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CreateContainer(ctx, &Container{Image: "c", Digest: ci}); err != nil {
+		t.Fatal(err)
+	}
+	return g
+}
+
+func (g *gcStore) age(t *testing.T, name string, d time.Duration) {
+	t.Helper()
+	old := time.Now().Add(-d)
+	if err := os.Chtimes(g.s.keyPath(g.keys[name]), old, old); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (g *gcStore) has(name string) bool {
+	_, err := g.s.Lookup(context.Background(), g.keys[name])
+	return err == nil
+}
+
+func (g *gcStore) layerKept(l Layer) bool {
+	_, err := g.s.Layer(l.DiffID)
+	return err == nil
+}
+
+func TestGCPolicies(t *testing.T) {
+	for _, tc := range []struct {
+		name        string
+		policy      GCPolicy
+		aged        map[string]time.Duration
+		wantRecords map[string]bool
+		wantBGone   bool
+	}{
+		{"default removes records no image holds", GCPolicy{},
+			nil, map[string]bool{"base": true, "a": true, "b": false, "c": true}, true},
+		{"all removes every record", GCPolicy{All: true},
+			nil, map[string]bool{"base": false, "a": false, "b": false, "c": false}, true},
+		{"until keeps recent records", GCPolicy{All: true, Until: time.Hour},
+			map[string]time.Duration{"b": 2 * time.Hour, "a": 3 * time.Hour},
+			map[string]bool{"base": true, "a": false, "b": false, "c": true}, true},
+		{"until keeps recent unreferenced records", GCPolicy{Until: time.Hour},
+			map[string]time.Duration{"a": 3 * time.Hour},
+			map[string]bool{"base": true, "a": true, "b": true, "c": true}, false},
+		{"keep-storage above usage removes nothing", GCPolicy{All: true, KeepBytes: 1 << 40},
+			nil, map[string]bool{"base": true, "a": true, "b": true, "c": true}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			g := newGCStore(t)
+			for n, d := range tc.aged {
+				g.age(t, n, d)
+			}
+			res, err := g.s.GC(context.Background(), []GCPolicy{tc.policy}, false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for n, want := range tc.wantRecords {
+				if got := g.has(n); got != want {
+					t.Errorf("record %s kept = %v, want %v", n, got, want)
+				}
+			}
+			// What images and containers use always stays.
+			for _, l := range []Layer{g.base, g.a, g.c} {
+				if !g.layerKept(l) {
+					t.Errorf("layer %s used by an image or container was removed", l.DiffID)
+				}
+			}
+			if _, err := g.s.Resolve(context.Background(), "app:1"); err != nil {
+				t.Errorf("image app:1: %v", err)
+			}
+			if g.layerKept(g.b) == tc.wantBGone {
+				t.Errorf("unused layer b kept = %v, want %v (result %+v)", g.layerKept(g.b), !tc.wantBGone, res)
+			}
+			if tc.wantBGone {
+				if _, err := os.Stat(g.s.SnapshotDir(g.b.DiffID)); !os.IsNotExist(err) {
+					t.Errorf("snapshot of b left: %v", err)
+				}
+				if _, ok := g.s.HasBlob(g.b.Digest); ok {
+					t.Error("blob of b left")
+				}
+				if res.Freed <= 0 || res.After >= res.Before {
+					t.Errorf("result %+v: nothing freed", res)
+				}
+			}
+		})
+	}
+}
+
+func TestGCKeepStorageRemovesOldestFirst(t *testing.T) {
+	g := newGCStore(t)
+	g.age(t, "b", 5*time.Hour)
+	g.age(t, "a", 1*time.Hour)
+	inv, err := g.s.inventory(context.Background(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	full := inv.plan(nil, time.Now()).before
+	// Just below the current usage: removing b (the oldest, and the only
+	// record that frees anything) is enough; nothing newer goes.
+	res, err := g.s.GC(context.Background(), []GCPolicy{{All: true, KeepBytes: full - 1}}, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g.has("b") || !g.has("a") || !g.has("c") || !g.has("base") {
+		t.Errorf("records after keep-storage GC: a=%v b=%v c=%v base=%v (%+v)", g.has("a"), g.has("b"), g.has("c"), g.has("base"), res)
+	}
+	if res.After > full-1 {
+		t.Errorf("usage %d after GC, want <= %d", res.After, full-1)
+	}
+}
+
+func TestGCDryRunAndLogs(t *testing.T) {
+	g := newGCStore(t)
+	logs := g.s.NewBuildLogs()
+	f, err := logs.Create("1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteString("output\n")
+	f.Close()
+	res, err := g.s.GC(context.Background(), []GCPolicy{{All: true}}, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Records != 4 || res.Logs != 1 || !g.has("b") {
+		t.Fatalf("dry run: %+v, b kept %v", res, g.has("b"))
+	}
+	if _, err := g.s.GC(context.Background(), []GCPolicy{{All: true, Until: time.Hour}}, false); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(logs.Dir()); err != nil {
+		t.Errorf("a fresh build log was removed: %v", err)
+	}
+	if _, err := g.s.GC(context.Background(), []GCPolicy{{All: true}}, false); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(logs.Dir()); !os.IsNotExist(err) {
+		t.Errorf("build log not pruned: %v", err)
+	}
+}
+
+func TestDiskUsageCountsHardLinksOnceAndShared(t *testing.T) {
+	g := newGCStore(t)
+	ctx := context.Background()
+	before, err := g.s.DiskUsage(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if before.Snapshots.Count != 4 || before.Records.Count != 4 || before.Blobs.Count < 4+4 {
+		t.Errorf("du counts: %+v", before)
+	}
+	// One image so far: nothing is shared.
+	if len(before.Images) != 1 || before.Shared != 0 {
+		t.Errorf("one image, nothing shared: %+v", before)
+	}
+	app2, err := g.s.CommitImage(ctx, &v1.ConfigFile{OS: "linux", Architecture: "2"}, []Layer{g.base})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := g.s.Tag(ctx, "app:2", app2); err != nil {
+		t.Fatal(err)
+	}
+	// A hard link inside a snapshot to a big file adds no bytes.
+	big := filepath.Join(g.s.SnapshotDir(g.b.DiffID), "b")
+	for i := range 3 {
+		if err := os.Link(big, big+strconv.Itoa(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	after, err := g.s.DiskUsage(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after.Shared <= 0 || len(after.Images) != 2 || after.Images[0].Shared <= 0 {
+		t.Errorf("shared base not reported: %+v", after)
+	}
+	if grew := after.Snapshots.Bytes - before.Snapshots.Bytes; grew > 4096 {
+		t.Errorf("hard links counted again: snapshots grew by %d bytes", grew)
+	}
+	if after.Reclaimable <= 0 || after.Total < after.Snapshots.Bytes+after.Blobs.Bytes {
+		t.Errorf("du totals: %+v", after)
+	}
+}
+
+func TestGCConfig(t *testing.T) {
+	s, err := Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := s.LoadGCConfig()
+	if err != nil || c != DefaultGCConfig {
+		t.Fatalf("default config %+v, %v", c, err)
+	}
+	if p := c.Policies(100 << 30); p[0].Until != 48*time.Hour || p[1].KeepBytes != 10<<30 {
+		t.Errorf("policies on a 100GB disk: %+v", p)
+	}
+	if p := c.Policies(1 << 40); p[1].KeepBytes != 20<<30 {
+		t.Errorf("policies on a 1TB disk: %+v", p)
+	}
+	if p := c.Policies(4 << 30); p[1].KeepBytes != 2<<30 {
+		t.Errorf("policies on a 4GB disk keep the reserved space: %+v", p)
+	}
+	os.WriteFile(filepath.Join(s.Root(), "config.json"), []byte(`{"gc":{"keepDuration":"7d","maxUsedSpace":"5GB"}}`), 0o644)
+	t.Setenv("KILN_GC_RESERVED_SPACE", "1g")
+	c, err = s.LoadGCConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.KeepDuration != 7*24*time.Hour || c.MaxUsedSpace != 5<<30 || c.ReservedSpace != 1<<30 || !c.Enabled {
+		t.Errorf("config %+v", c)
+	}
+	t.Setenv("KILN_GC", "0")
+	if c, _ := s.LoadGCConfig(); c.Enabled {
+		t.Error("KILN_GC=0 did not disable GC")
+	}
+	for _, bad := range []string{"x", "-1GB", "GB"} {
+		if _, err := ParseSize(bad); err == nil {
+			t.Errorf("ParseSize(%q) accepted", bad)
+		}
+	}
+}
+
+func TestAutoGCSkipsWhenNothingIsDue(t *testing.T) {
+	g := newGCStore(t)
+	ctx := context.Background()
+	res, ran, err := g.s.AutoGC(ctx)
+	if err != nil || ran {
+		t.Fatalf("fresh store: ran=%v %+v %v", ran, res, err)
+	}
+	g.age(t, "b", 72*time.Hour)
+	res, ran, err = g.s.AutoGC(ctx)
+	if err != nil || !ran || g.has("b") || !g.has("a") {
+		t.Fatalf("after 72h: ran=%v %+v %v; b kept %v", ran, res, err, g.has("b"))
+	}
+}
+
+func TestStoreLockExcludesGCFromBuilds(t *testing.T) {
+	s, err := Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	b1, err := s.LockShared(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b2, err := s.LockShared(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l, err := s.TryLockExclusive(); err != nil || l != nil {
+		t.Fatalf("GC got the store while builds hold it: %v %v", l, err)
+	}
+	got := make(chan *StoreLock)
+	go func() {
+		l, _ := s.LockExclusive(ctx)
+		got <- l
+	}()
+	b1.Unlock()
+	select {
+	case <-got:
+		t.Fatal("GC got the store while a build still holds it")
+	case <-time.After(100 * time.Millisecond):
+	}
+	b2.Unlock()
+	gc := <-got
+	if gc == nil {
+		t.Fatal("GC never got the store")
+	}
+	short, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+	defer cancel()
+	if _, err := s.LockShared(short); err == nil {
+		t.Error("a build got the store during GC")
+	}
+	gc.Unlock()
+}
+
+func TestGCRefusesWhenAnImageCannotBeRead(t *testing.T) {
+	g := newGCStore(t)
+	ctx := context.Background()
+	rec, err := g.s.Resolve(ctx, "app:1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(g.s.BlobPath(rec.Digest), []byte("garbage"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := g.s.GC(ctx, []GCPolicy{{All: true}}, false); err == nil {
+		t.Fatal("GC ran over an image it could not read")
+	}
+	if !g.has("b") || !g.layerKept(g.a) {
+		t.Error("a refused GC removed something")
+	}
+}
