@@ -239,9 +239,19 @@ func TestDiskUsageCountsHardLinksOnceAndShared(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	mount := filepath.Join(g.s.Root(), "cache-mounts", "go-build")
+	if err := os.MkdirAll(mount, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(mount, "obj"), make([]byte, 64<<10), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	after, err := g.s.DiskUsage(ctx)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if after.CacheMounts.Count != 1 || after.CacheMounts.Bytes < 64<<10 {
+		t.Errorf("cache mounts: %+v", after.CacheMounts)
 	}
 	if after.Shared <= 0 || len(after.Images) != 2 || after.Images[0].Shared <= 0 {
 		t.Errorf("shared base not reported: %+v", after)
