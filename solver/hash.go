@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/kiln-build/kiln/cache"
 	"github.com/kiln-build/kiln/executor/fscopy"
 	"github.com/kiln-build/kiln/solver/dag"
 )
@@ -18,6 +19,12 @@ import (
 // mtimes are left out: context files are copied as 0:0 and mtime alone
 // changes nothing a build can see in the result's meaning.
 func HashSelection(ctx context.Context, dir string, o fscopy.Options) (dag.Digest, error) {
+	return hashSelection(ctx, dir, o, nil)
+}
+
+// hashSelection is HashSelection with file sums taken from sc when it can
+// vouch for them (sc may be nil).
+func hashSelection(ctx context.Context, dir string, o fscopy.Options, sc *cache.StatCache) (dag.Digest, error) {
 	h := sha256.New()
 	err := fscopy.Walk(ctx, dir, o, func(rel string, fi os.FileInfo) error {
 		fmt.Fprintf(h, "%q %o", rel, uint32(fi.Mode()))
@@ -29,7 +36,14 @@ func HashSelection(ctx context.Context, dir string, o fscopy.Options) (dag.Diges
 			}
 			fmt.Fprintf(h, " -> %q", t)
 		case fi.Mode().IsRegular():
-			sum, err := fileSum(filepath.Join(dir, rel))
+			p := filepath.Join(dir, rel)
+			var sum string
+			var err error
+			if sc != nil {
+				sum, err = sc.Sum(p, fi, func() (string, error) { return fileSum(p) })
+			} else {
+				sum, err = fileSum(p)
+			}
 			if err != nil {
 				return err
 			}

@@ -33,6 +33,15 @@ type Solver struct {
 
 	mu     sync.Mutex
 	states map[*dag.Vertex]*state
+
+	statOnce sync.Once
+	stat     *cache.StatCache
+}
+
+// statCache loads the store's stat cache on first use.
+func (s *Solver) statCache() *cache.StatCache {
+	s.statOnce.Do(func() { s.stat = s.store.StatCache() })
+	return s.stat
 }
 
 type state struct {
@@ -60,6 +69,12 @@ func (s *Solver) Solve(ctx context.Context, root *dag.Vertex) ([]cache.Layer, er
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	st := s.solve(ctx, root)
+	if s.stat != nil {
+		// Even a failed build learned file sums worth keeping.
+		if err := s.stat.Save(s.store); err != nil && st.err == nil {
+			return nil, err
+		}
+	}
 	if st.err != nil {
 		return nil, st.err
 	}
@@ -163,7 +178,7 @@ func (s *Solver) contentDigest(ctx context.Context, v *dag.Vertex) (dag.Digest, 
 	if !ok {
 		return "", nil
 	}
-	return HashSelection(ctx, local.Dir, copyOptions(op, local))
+	return hashSelection(ctx, local.Dir, copyOptions(op, local), s.statCache())
 }
 
 func copyOptions(op *dag.CopyOp, local *dag.LocalOp) fscopy.Options {
