@@ -33,6 +33,7 @@ type Solver struct {
 
 	mu     sync.Mutex
 	states map[*dag.Vertex]*state
+	keys   map[dag.Digest]*keyState
 
 	statOnce sync.Once
 	stat     *cache.StatCache
@@ -61,7 +62,7 @@ func New(store *cache.Store, opts Options) *Solver {
 	if opts.Jobs <= 0 {
 		opts.Jobs = runtime.NumCPU()
 	}
-	return &Solver{store: store, opts: opts, sem: make(chan struct{}, opts.Jobs), states: map[*dag.Vertex]*state{}}
+	return &Solver{store: store, opts: opts, sem: make(chan struct{}, opts.Jobs), states: map[*dag.Vertex]*state{}, keys: map[dag.Digest]*keyState{}}
 }
 
 // Solve builds root and returns its layer chain, bottom first.
@@ -137,17 +138,62 @@ func (s *Solver) build(ctx context.Context, v *dag.Vertex) ([]cache.Layer, dag.D
 	}
 	p := s.opts.Progress.Start(v)
 	p.SetKey(key)
-	if !s.opts.NoCache {
-		if layers, err := s.store.Lookup(ctx, key); err == nil {
-			p.Cached()
-			s.store.TouchRecord(key) // GC collects the records unused the longest
-			return layers, key, nil
+	// Vertices with the same key (the same FROM in two stages, a step two
+	// targets share) are produced once per build.
+	s.mu.Lock()
+	ks, ok := s.keys[key]
+	if !ok {
+		ks = &keyState{}
+		s.keys[key] = ks
+	}
+	s.mu.Unlock()
+	first := false
+	ks.once.Do(func() {
+		first = true
+		ks.layers, ks.err = s.produce(ctx, v, key, inputs, p)
+	})
+	if !first && ks.err == nil {
+		p.Cached()
+	}
+	return ks.layers, key, ks.err
+}
+
+type keyState struct {
+	once   sync.Once
+	layers []cache.Layer
+	err    error
+}
+
+// produce finds key's result in the store or executes v to make it. A lock
+// on the key makes concurrent builds on one store execute it once.
+func (s *Solver) produce(ctx context.Context, v *dag.Vertex, key dag.Digest, inputs []*state, p *Step) ([]cache.Layer, error) {
+	hit := func() ([]cache.Layer, bool) {
+		if s.opts.NoCache {
+			return nil, false
 		}
+		layers, err := s.store.Lookup(ctx, key)
+		if err != nil {
+			return nil, false
+		}
+		p.Cached()
+		s.store.TouchRecord(key) // GC collects the records unused the longest
+		return layers, true
+	}
+	if layers, ok := hit(); ok {
+		return layers, nil
+	}
+	unlock, err := s.store.LockKey(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	if layers, ok := hit(); ok { // another build made it while we waited
+		return layers, nil
 	}
 	select {
 	case s.sem <- struct{}{}:
 	case <-ctx.Done():
-		return nil, "", ctx.Err()
+		return nil, ctx.Err()
 	}
 	start := time.Now()
 	p.Running()
@@ -156,16 +202,16 @@ func (s *Solver) build(ctx context.Context, v *dag.Vertex) ([]cache.Layer, dag.D
 	p.Stopped()
 	if err != nil {
 		p.Error(err)
-		return nil, "", stepError(v, err, p)
+		return nil, stepError(v, err, p)
 	}
 	if err := s.store.Record(ctx, key, layers); err != nil {
-		return nil, "", err
+		return nil, err
 	}
 	if _, pulled := v.Op.(*dag.ImageOp); !pulled && len(layers) > 0 {
 		p.Added(layers[len(layers)-1].Size) // the one layer this step made
 	}
 	p.Done(time.Since(start))
-	return layers, key, nil
+	return layers, nil
 }
 
 // contentDigest is the digest of what v reads from a local directory.

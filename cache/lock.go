@@ -1,0 +1,52 @@
+package cache
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/kiln-build/kiln/solver/dag"
+)
+
+// LockKey takes an exclusive lock on cache key k, across goroutines and
+// processes, so that a step shared by concurrent builds runs once: the
+// second one waits, then finds the first one's record. Keys share 4096 lock
+// files (by the first hex digits), so no lock file is ever created per key
+// or removed while someone waits on it. Cancelling ctx abandons the wait.
+func (s *Store) LockKey(ctx context.Context, k dag.Digest) (unlock func(), err error) {
+	if err := validHex(k); err != nil {
+		return nil, err
+	}
+	dir := filepath.Join(s.root, "locks")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("lock dir: %w", err)
+	}
+	f, err := os.OpenFile(filepath.Join(dir, k.Hex()[:3]), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("lock for %s: %w", k, err)
+	}
+	wait := time.Millisecond
+	for {
+		err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
+		if err == nil {
+			return func() { unix.Flock(int(f.Fd()), unix.LOCK_UN); f.Close() }, nil
+		}
+		if err != unix.EWOULDBLOCK && err != unix.EINTR {
+			f.Close()
+			return nil, fmt.Errorf("locking %s: %w", k, err)
+		}
+		select {
+		case <-ctx.Done():
+			f.Close()
+			return nil, ctx.Err()
+		case <-time.After(wait):
+		}
+		if wait < 50*time.Millisecond {
+			wait *= 2
+		}
+	}
+}
