@@ -66,6 +66,10 @@ func (g *globalFlags) store() (*cache.Store, error) {
 	if err != nil || g.noLock || g.lock != nil {
 		return s, err
 	}
+	// Leftovers of killed builds go before we take our own hold.
+	if _, err := s.CleanTmp(); err != nil {
+		fmt.Fprintf(os.Stderr, "warning: cleaning the store's tmp dir: %v\n", err)
+	}
 	if g.lock, err = s.LockShared(context.Background()); err != nil {
 		return nil, err
 	}
@@ -95,6 +99,6 @@ func newRootCmd() *cobra.Command {
 		},
 	}
 	cmd.PersistentFlags().StringVar(&g.root, "root", cache.DefaultRoot(), "store directory (env KILN_ROOT)")
-	cmd.AddCommand(newBuildCmd(g), newRunCmd(g), newImagesCmd(g), newPullCmd(g), newLoadCmd(g), newRmiCmd(g), newTagCmd(g), newSaveCmd(g), newPsCmd(g), newRmCmd(g), newDuCmd(g), newPruneCmd(g))
+	cmd.AddCommand(newBuildCmd(g), newRunCmd(g), newImagesCmd(g), newPullCmd(g), newLoadCmd(g), newRmiCmd(g), newTagCmd(g), newSaveCmd(g), newPsCmd(g), newRmCmd(g), newDuCmd(g), newPruneCmd(g), newStoreCmd(g))
 	return cmd
 }

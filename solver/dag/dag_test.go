@@ -14,11 +14,19 @@ func TestKeyStableAndSensitive(t *testing.T) {
 		t.Fatalf("same op, different keys: %s %s", k0, k1)
 	}
 	changes := map[string]func() (Op, []Digest, Digest){
-		"args":    func() (Op, []Digest, Digest) { o := base().(*ExecOp); o.Args[2] = "make all"; return o, []Digest{"sha256:aa"}, "" },
-		"env":     func() (Op, []Digest, Digest) { o := base().(*ExecOp); o.Env = nil; return o, []Digest{"sha256:aa"}, "" },
-		"user":    func() (Op, []Digest, Digest) { o := base().(*ExecOp); o.User = ""; return o, []Digest{"sha256:aa"}, "" },
-		"cwd":     func() (Op, []Digest, Digest) { o := base().(*ExecOp); o.Cwd = "/"; return o, []Digest{"sha256:aa"}, "" },
-		"network": func() (Op, []Digest, Digest) { o := base().(*ExecOp); o.Network = "none"; return o, []Digest{"sha256:aa"}, "" },
+		"args": func() (Op, []Digest, Digest) {
+			o := base().(*ExecOp)
+			o.Args[2] = "make all"
+			return o, []Digest{"sha256:aa"}, ""
+		},
+		"env":  func() (Op, []Digest, Digest) { o := base().(*ExecOp); o.Env = nil; return o, []Digest{"sha256:aa"}, "" },
+		"user": func() (Op, []Digest, Digest) { o := base().(*ExecOp); o.User = ""; return o, []Digest{"sha256:aa"}, "" },
+		"cwd":  func() (Op, []Digest, Digest) { o := base().(*ExecOp); o.Cwd = "/"; return o, []Digest{"sha256:aa"}, "" },
+		"network": func() (Op, []Digest, Digest) {
+			o := base().(*ExecOp)
+			o.Network = "none"
+			return o, []Digest{"sha256:aa"}, ""
+		},
 		"input":   func() (Op, []Digest, Digest) { return base(), []Digest{"sha256:ab"}, "" },
 		"content": func() (Op, []Digest, Digest) { return base(), []Digest{"sha256:aa"}, "sha256:cc" },
 		"kind":    func() (Op, []Digest, Digest) { return &MkdirOp{Path: "/src"}, []Digest{"sha256:aa"}, "" },
