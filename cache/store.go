@@ -148,3 +148,10 @@ func renameDir(from, to string) error {
 	}
 	return fmt.Errorf("committing %s: %w", to, err)
 }
+
+func mkdirAll(dir string) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("creating %s: %w", dir, err)
+	}
+	return nil
+}

@@ -19,22 +19,23 @@ import (
 // mtimes are left out: context files are copied as 0:0 and mtime alone
 // changes nothing a build can see in the result's meaning.
 func HashSelection(ctx context.Context, dir string, o fscopy.Options) (dag.Digest, error) {
-	return hashSelection(ctx, dir, o, nil)
+	return hashSelection(ctx, dir, o, nil, nil)
 }
 
 // hashSelection is HashSelection with file sums taken from sc when it can
-// vouch for them (sc may be nil).
-func hashSelection(ctx context.Context, dir string, o fscopy.Options, sc *cache.StatCache) (dag.Digest, error) {
+// vouch for them (sc may be nil), and each entry's description put in
+// files (when not nil) so a later build can say which file changed.
+func hashSelection(ctx context.Context, dir string, o fscopy.Options, sc *cache.StatCache, files map[string]string) (dag.Digest, error) {
 	h := sha256.New()
 	err := fscopy.Walk(ctx, dir, o, func(rel string, fi os.FileInfo) error {
-		fmt.Fprintf(h, "%q %o", rel, uint32(fi.Mode()))
+		entry := fmt.Sprintf("%o", uint32(fi.Mode()))
 		switch {
 		case fi.Mode()&os.ModeSymlink != 0:
 			t, err := os.Readlink(filepath.Join(dir, rel))
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(h, " -> %q", t)
+			entry += fmt.Sprintf(" -> %q", t)
 		case fi.Mode().IsRegular():
 			p := filepath.Join(dir, rel)
 			var sum string
@@ -47,9 +48,12 @@ func hashSelection(ctx context.Context, dir string, o fscopy.Options, sc *cache.
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(h, " %d %s", fi.Size(), sum)
+			entry += fmt.Sprintf(" %d %s", fi.Size(), sum)
 		}
-		h.Write([]byte{'\n'})
+		fmt.Fprintf(h, "%q %s\n", rel, entry)
+		if files != nil {
+			files[rel] += entry
+		}
 		return nil
 	})
 	if err != nil {

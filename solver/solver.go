@@ -22,6 +22,11 @@ import (
 type Options struct {
 	Jobs     int       // ops executed at once; 0 = number of CPUs
 	NoCache  bool      // execute every op even if the store has its result
+	// History names this build (Dockerfile and target) so its steps are
+	// recorded for the next build of the same name; Explain then says why
+	// each step that misses the cache missed it.
+	History string
+	Explain bool
 	Progress *Progress // nil = no output
 }
 
@@ -37,6 +42,8 @@ type Solver struct {
 
 	statOnce sync.Once
 	stat     *cache.StatCache
+
+	rec *recorder // nil unless Options.History is set
 }
 
 // statCache loads the store's stat cache on first use.
@@ -62,7 +69,14 @@ func New(store *cache.Store, opts Options) *Solver {
 	if opts.Jobs <= 0 {
 		opts.Jobs = runtime.NumCPU()
 	}
-	return &Solver{store: store, opts: opts, sem: make(chan struct{}, opts.Jobs), states: map[*dag.Vertex]*state{}, keys: map[dag.Digest]*keyState{}}
+	s := &Solver{store: store, opts: opts, sem: make(chan struct{}, opts.Jobs), states: map[*dag.Vertex]*state{}, keys: map[dag.Digest]*keyState{}}
+	if opts.History != "" {
+		s.rec = &recorder{cur: buildRecord{Steps: map[string]*stepRecord{}}}
+		if err := store.ReadBuildRecord(opts.History, &s.rec.prev); err != nil || s.rec.prev.Steps == nil {
+			s.rec.prev = buildRecord{Steps: map[string]*stepRecord{}}
+		}
+	}
+	return s
 }
 
 // Solve builds root and returns its layer chain, bottom first.
@@ -78,6 +92,11 @@ func (s *Solver) Solve(ctx context.Context, root *dag.Vertex) ([]cache.Layer, er
 	}
 	if st.err != nil {
 		return nil, st.err
+	}
+	if s.rec != nil {
+		if err := s.store.WriteBuildRecord(s.opts.History, &s.rec.cur); err != nil {
+			return nil, err
+		}
 	}
 	if _, ok := root.Op.(*dag.LocalOp); ok {
 		return nil, errors.New("the build's result is a local directory, not an image")
@@ -128,7 +147,11 @@ func (s *Solver) build(ctx context.Context, v *dag.Vertex) ([]cache.Layer, dag.D
 	for i, in := range inputs {
 		keys[i] = in.key
 	}
-	content, err := s.contentDigest(ctx, v)
+	var files map[string]string
+	if s.rec != nil {
+		files = map[string]string{}
+	}
+	content, err := s.contentDigest(ctx, v, files)
 	if err != nil {
 		return nil, "", stepError(v, err)
 	}
@@ -136,6 +159,10 @@ func (s *Solver) build(ctx context.Context, v *dag.Vertex) ([]cache.Layer, dag.D
 	if err != nil {
 		return nil, "", err
 	}
+	if len(files) == 0 {
+		files = nil
+	}
+	s.rec.add(v, key, files, content)
 	p := s.opts.Progress.Start(v)
 	p.SetKey(key)
 	// Vertices with the same key (the same FROM in two stages, a step two
@@ -190,6 +217,9 @@ func (s *Solver) produce(ctx context.Context, v *dag.Vertex, key dag.Digest, inp
 	if layers, ok := hit(); ok { // another build made it while we waited
 		return layers, nil
 	}
+	if s.opts.Explain && s.rec != nil {
+		fmt.Fprintf(p, "cache miss: %s\n", s.rec.explain(v, key))
+	}
 	select {
 	case s.sem <- struct{}{}:
 	case <-ctx.Done():
@@ -214,8 +244,9 @@ func (s *Solver) produce(ctx context.Context, v *dag.Vertex, key dag.Digest, inp
 	return layers, nil
 }
 
-// contentDigest is the digest of what v reads from a local directory.
-func (s *Solver) contentDigest(ctx context.Context, v *dag.Vertex) (dag.Digest, error) {
+// contentDigest is the digest of what v reads from a local directory;
+// files, if not nil, gets each selected file's description.
+func (s *Solver) contentDigest(ctx context.Context, v *dag.Vertex, files map[string]string) (dag.Digest, error) {
 	op, ok := v.Op.(*dag.CopyOp)
 	if !ok || len(v.Inputs) < 2 {
 		return "", nil
@@ -224,7 +255,7 @@ func (s *Solver) contentDigest(ctx context.Context, v *dag.Vertex) (dag.Digest, 
 	if !ok {
 		return "", nil
 	}
-	return hashSelection(ctx, local.Dir, copyOptions(op, local), s.statCache())
+	return hashSelection(ctx, local.Dir, copyOptions(op, local), s.statCache(), files)
 }
 
 func copyOptions(op *dag.CopyOp, local *dag.LocalOp) fscopy.Options {

@@ -30,6 +30,7 @@ type buildFlags struct {
 	platform  string
 	quiet     bool
 	jobs      int
+	explain   bool
 	trace     string
 }
 
@@ -57,6 +58,8 @@ func newBuildCmd(g *globalFlags) *cobra.Command {
 	fl.StringVar(&f.platform, "platform", runtime.GOOS+"/"+runtime.GOARCH, "target platform (only the host's is supported)")
 	fl.BoolVarP(&f.quiet, "quiet", "q", false, "print only the image ID")
 	fl.IntVar(&f.jobs, "jobs", 0, "steps executed at once (default: number of CPUs)")
+	fl.BoolVar(&f.explain, "explain-cache", false, "say, for each step that misses the cache, what changed since the last build of this Dockerfile and target")
+	fl.BoolVar(&f.explain, "explain", false, "same as --explain-cache")
 	return cmd
 }
 
@@ -135,7 +138,10 @@ func runBuild(cmd *cobra.Command, g *globalFlags, f *buildFlags, contextArg stri
 	for _, w := range res.Warnings {
 		progress.Printf("%s\n", w)
 	}
-	s := solver.New(store, solver.Options{Jobs: f.jobs, NoCache: f.noCache, Progress: progress.Progress})
+	s := solver.New(store, solver.Options{
+		Jobs: f.jobs, NoCache: f.noCache, Progress: progress.Progress,
+		History: buildHistoryID(contextDir, f.file, f.target), Explain: f.explain,
+	})
 	layers, err := s.Solve(ctx, res.Root)
 	if err != nil {
 		return err
@@ -257,4 +263,20 @@ func parseBuildArgs(args []string) (map[string]string, error) {
 		m[k] = v
 	}
 	return m, nil
+}
+
+// buildHistoryID names a build for --explain-cache: the same Dockerfile and
+// target compare with their own last build.
+func buildHistoryID(contextDir, file, target string) string {
+	df := file
+	if df == "" {
+		df = filepath.Join(contextDir, "Dockerfile")
+	} else if df != "-" {
+		if abs, err := filepath.Abs(df); err == nil {
+			df = abs
+		}
+	} else {
+		df = "stdin:" + contextDir
+	}
+	return df + "\x00" + target
 }

@@ -1,0 +1,58 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestExplainCache(t *testing.T) {
+	e := newEnv(t)
+	dir := e.context(map[string]string{
+		"Dockerfile": "ARG BASE\nFROM $BASE\nARG V=1\nCOPY src/ /src/\nRUN echo $V > /v\n",
+		"src/a":      "a",
+		"src/b":      "b",
+	})
+	// A base of our own, so that replacing it later affects no other test.
+	base := e.reg + "/explain/base:1"
+	e.mustKiln("build", "--output", "type=registry,name="+base, "--build-arg", "BASE="+e.base,
+		e.context(map[string]string{"Dockerfile": "ARG BASE\nFROM $BASE\nLABEL v=1\n"}))
+	build := func(args ...string) string {
+		t.Helper()
+		r := e.mustKiln(append([]string{"build", "--progress=plain", "--explain-cache", "--build-arg", "BASE=" + base}, append(args, dir)...)...)
+		return r.stderr
+	}
+	if out := build(); !strings.Contains(out, "cache miss: no earlier build of this step") {
+		t.Errorf("first build:\n%s", out)
+	}
+	if out := build(); strings.Contains(out, "cache miss") {
+		t.Errorf("a fully cached build explained a miss:\n%s", out)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "src", "a"), []byte("changed"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(filepath.Join(dir, "src", "b")); err != nil {
+		t.Fatal(err)
+	}
+	out := build()
+	for _, want := range []string{"context files modified: src/a", "context files removed: src/b", "input changed: [2/3] COPY src/ /src/"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("after changing files, output lacks %q:\n%s", want, out)
+		}
+	}
+	out = build("--build-arg", "V=2")
+	if !strings.Contains(out, `env/arg V changed: "1" → "2"`) {
+		t.Errorf("after changing a build arg:\n%s", out)
+	}
+	if strings.Count(out, "cache miss") != 1 {
+		t.Errorf("a build arg change should miss only the RUN step:\n%s", out)
+	}
+	// A new base image under the same tag.
+	e.mustKiln("build", "--output", "type=registry,name="+base, "--build-arg", "BASE="+e.base,
+		e.context(map[string]string{"Dockerfile": "ARG BASE\nFROM $BASE\nRUN touch /newbase\n"}))
+	out = build("--build-arg", "V=2", "--pull=always")
+	if !strings.Contains(out, "base image changed: sha256:") {
+		t.Errorf("after a new base image:\n%s", out)
+	}
+}

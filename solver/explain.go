@@ -1,0 +1,211 @@
+package solver
+
+import (
+	"encoding/json"
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+
+	"github.com/kiln-build/kiln/solver/dag"
+)
+
+// buildRecord is what a build remembers of each step, so that the next
+// build of the same target can say exactly why a step missed the cache.
+type buildRecord struct {
+	Steps map[string]*stepRecord `json:"steps"` // by slot
+}
+
+type stepRecord struct {
+	Name    string            `json:"name"`
+	Key     dag.Digest        `json:"key"`
+	Op      json.RawMessage   `json:"op"`
+	Inputs  []string          `json:"inputs"` // the inputs' slots
+	Files   map[string]string `json:"files,omitempty"`
+	Content dag.Digest        `json:"content,omitempty"`
+}
+
+// recorder collects this build's steps and explains misses against the
+// previous record.
+type recorder struct {
+	mu   sync.Mutex
+	prev buildRecord
+	cur  buildRecord
+}
+
+// slot names a step by its place in the Dockerfile ("[build 3/5]"), which
+// survives a change of the instruction's text.
+func slot(v *dag.Vertex) string {
+	if strings.HasPrefix(v.Name, "[") {
+		if i := strings.Index(v.Name, "]"); i > 0 {
+			s := v.Name[:i]
+			if j := strings.LastIndex(s, "/"); j > 0 {
+				s = s[:j] // "[build 3/5" → "[build 3": adding a step later keeps the slot
+			}
+			return strings.Join(strings.Fields(s), " ") + "]"
+		}
+	}
+	if v.Name != "" {
+		return v.Name
+	}
+	return v.Op.Kind() + "@" + v.Pos.String()
+}
+
+func (r *recorder) add(v *dag.Vertex, key dag.Digest, files map[string]string, content dag.Digest) {
+	if r == nil {
+		return
+	}
+	op, _ := json.Marshal(v.Op)
+	sr := &stepRecord{Name: v.Name, Key: key, Op: op, Files: files, Content: content}
+	for _, in := range v.Inputs {
+		sr.Inputs = append(sr.Inputs, slot(in))
+	}
+	r.mu.Lock()
+	r.cur.Steps[slot(v)] = sr
+	r.mu.Unlock()
+}
+
+// explain says why v, with the given key, is not what the last build had.
+func (r *recorder) explain(v *dag.Vertex, key dag.Digest) string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	s := slot(v)
+	old, ok := r.prev.Steps[s]
+	cur := r.cur.Steps[s]
+	switch {
+	case !ok:
+		return "no earlier build of this step in this store"
+	case old.Key == key:
+		return "the same step was built before, but its result is no longer in the store (pruned?)"
+	case cur == nil:
+		return "changed"
+	}
+	var why []string
+	if old.Name != cur.Name {
+		why = append(why, fmt.Sprintf("instruction changed: %q → %q", trimSlot(old.Name), trimSlot(cur.Name)))
+	}
+	why = append(why, opDiff(old.Op, cur.Op)...)
+	if old.Content != cur.Content {
+		why = append(why, fileDiff(old.Files, cur.Files)...)
+	}
+	for i, in := range v.Inputs {
+		if o, c := r.prev.Steps[slot(in)], r.cur.Steps[slot(in)]; o != nil && c != nil && o.Key != c.Key && i < len(cur.Inputs) {
+			why = append(why, "input changed: "+c.Name)
+		}
+	}
+	if len(why) == 0 {
+		return "its definition changed"
+	}
+	return strings.Join(why, "; ")
+}
+
+func trimSlot(name string) string {
+	if i := strings.Index(name, "] "); strings.HasPrefix(name, "[") && i > 0 {
+		return name[i+2:]
+	}
+	return name
+}
+
+// opDiff names the fields of an op that differ, with env/arg values.
+func opDiff(a, b json.RawMessage) []string {
+	var ma, mb map[string]any
+	if json.Unmarshal(a, &ma) != nil || json.Unmarshal(b, &mb) != nil {
+		return nil
+	}
+	var out []string
+	keys := make([]string, 0, len(mb))
+	for k := range mb {
+		keys = append(keys, k)
+	}
+	for k := range ma {
+		if _, ok := mb[k]; !ok {
+			keys = append(keys, k)
+		}
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		va, _ := json.Marshal(ma[k])
+		vb, _ := json.Marshal(mb[k])
+		if string(va) == string(vb) {
+			continue
+		}
+		switch k {
+		case "env":
+			out = append(out, envDiff(ma[k], mb[k])...)
+		case "digest":
+			out = append(out, fmt.Sprintf("base image changed: %v → %v", ma[k], mb[k]))
+		case "args":
+			// the instruction text change is reported from the name
+		default:
+			out = append(out, fmt.Sprintf("%s changed: %s → %s", k, va, vb))
+		}
+	}
+	return out
+}
+
+func envDiff(a, b any) []string {
+	toMap := func(x any) map[string]string {
+		m := map[string]string{}
+		l, _ := x.([]any)
+		for _, e := range l {
+			s, _ := e.(string)
+			k, v, _ := strings.Cut(s, "=")
+			m[k] = v
+		}
+		return m
+	}
+	ma, mb := toMap(a), toMap(b)
+	var out []string
+	for k, v := range mb {
+		if ov, ok := ma[k]; !ok {
+			out = append(out, fmt.Sprintf("env/arg %s added (%q)", k, v))
+		} else if ov != v {
+			out = append(out, fmt.Sprintf("env/arg %s changed: %q → %q", k, ov, v))
+		}
+	}
+	for k := range ma {
+		if _, ok := mb[k]; !ok {
+			out = append(out, fmt.Sprintf("env/arg %s removed", k))
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// fileDiff lists the context files that were added, removed or modified.
+func fileDiff(a, b map[string]string) []string {
+	var added, removed, modified []string
+	for p, s := range b {
+		if os, ok := a[p]; !ok {
+			added = append(added, p)
+		} else if os != s {
+			modified = append(modified, p)
+		}
+	}
+	for p := range a {
+		if _, ok := b[p]; !ok {
+			removed = append(removed, p)
+		}
+	}
+	var out []string
+	for _, g := range []struct {
+		what  string
+		paths []string
+	}{{"modified", modified}, {"added", added}, {"removed", removed}} {
+		if len(g.paths) == 0 {
+			continue
+		}
+		slices.Sort(g.paths)
+		more := ""
+		if len(g.paths) > 10 {
+			more = fmt.Sprintf(" and %d more", len(g.paths)-10)
+			g.paths = g.paths[:10]
+		}
+		out = append(out, fmt.Sprintf("context files %s: %s%s", g.what, strings.Join(g.paths, ", "), more))
+	}
+	if len(out) == 0 {
+		out = append(out, "context file metadata changed (mode or type)")
+	}
+	return out
+}
