@@ -20,13 +20,13 @@ import (
 
 // Options tune a Solver.
 type Options struct {
-	Jobs     int       // ops executed at once; 0 = number of CPUs
-	NoCache  bool      // execute every op even if the store has its result
+	Jobs    int  // ops executed at once; 0 = number of CPUs
+	NoCache bool // execute every op even if the store has its result
 	// History names this build (Dockerfile and target) so its steps are
 	// recorded for the next build of the same name; Explain then says why
 	// each step that misses the cache missed it.
-	History string
-	Explain bool
+	History  string
+	Explain  bool
 	Progress *Progress // nil = no output
 }
 
