@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"sync"
 	"time"
 
@@ -25,9 +26,12 @@ type Options struct {
 	// History names this build (Dockerfile and target) so its steps are
 	// recorded for the next build of the same name; Explain then says why
 	// each step that misses the cache missed it.
-	History  string
-	Explain  bool
-	Progress *Progress // nil = no output
+	History string
+	Explain bool
+	// NoCacheFilter lists stages (by name, any case) whose steps are
+	// executed even if cached (--no-cache-filter).
+	NoCacheFilter []string
+	Progress      *Progress // nil = no output
 }
 
 // Solver executes build graphs against a store.
@@ -195,7 +199,7 @@ type keyState struct {
 // on the key makes concurrent builds on one store execute it once.
 func (s *Solver) produce(ctx context.Context, v *dag.Vertex, key dag.Digest, inputs []*state, p *Step) ([]cache.Layer, error) {
 	hit := func() ([]cache.Layer, bool) {
-		if s.opts.NoCache {
+		if s.opts.NoCache || s.noCacheFor(v) {
 			return nil, false
 		}
 		layers, err := s.store.Lookup(ctx, key)
@@ -337,4 +341,23 @@ func (s *Solver) image(ctx context.Context, op *dag.ImageOp) ([]cache.Layer, err
 	}
 	layers, _, err := s.store.ImageLayers(ctx, pulled.Digest)
 	return layers, err
+}
+
+// noCacheFor reports whether v belongs to a stage in Options.NoCacheFilter.
+// The stage is the first word of the progress label "[build 2/5] RUN ...".
+func (s *Solver) noCacheFor(v *dag.Vertex) bool {
+	if len(s.opts.NoCacheFilter) == 0 || !strings.HasPrefix(v.Name, "[") {
+		return false
+	}
+	label, _, _ := strings.Cut(v.Name[1:], "]")
+	f := strings.Fields(label)
+	if len(f) != 2 {
+		return false
+	}
+	for _, st := range s.opts.NoCacheFilter {
+		if strings.EqualFold(st, f[0]) {
+			return true
+		}
+	}
+	return false
 }

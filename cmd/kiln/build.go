@@ -31,7 +31,9 @@ type buildFlags struct {
 	quiet     bool
 	jobs      int
 	explain   bool
-	trace     string
+
+	noCacheFilter []string
+	trace         string
 }
 
 func newBuildCmd(g *globalFlags) *cobra.Command {
@@ -60,6 +62,7 @@ func newBuildCmd(g *globalFlags) *cobra.Command {
 	fl.IntVar(&f.jobs, "jobs", 0, "steps executed at once (default: number of CPUs)")
 	fl.BoolVar(&f.explain, "explain-cache", false, "say, for each step that misses the cache, what changed since the last build of this Dockerfile and target")
 	fl.BoolVar(&f.explain, "explain", false, "same as --explain-cache")
+	fl.StringSliceVar(&f.noCacheFilter, "no-cache-filter", nil, "do not use the cache for these stages (comma-separated names)")
 	return cmd
 }
 
@@ -141,6 +144,7 @@ func runBuild(cmd *cobra.Command, g *globalFlags, f *buildFlags, contextArg stri
 	s := solver.New(store, solver.Options{
 		Jobs: f.jobs, NoCache: f.noCache, Progress: progress.Progress,
 		History: buildHistoryID(contextDir, f.file, f.target), Explain: f.explain,
+		NoCacheFilter: f.noCacheFilter,
 	})
 	layers, err := s.Solve(ctx, res.Root)
 	if err != nil {

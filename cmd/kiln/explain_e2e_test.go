@@ -56,3 +56,15 @@ func TestExplainCache(t *testing.T) {
 		t.Errorf("after a new base image:\n%s", out)
 	}
 }
+
+func TestNoCacheFilter(t *testing.T) {
+	e := newEnv(t)
+	dir := e.context(map[string]string{
+		"Dockerfile": "ARG BASE\nFROM $BASE AS deps\nRUN echo deps > /deps\nFROM deps AS app\nRUN echo app > /app\n",
+	})
+	e.mustKiln("build", "--build-arg", "BASE="+e.base, dir)
+	r := e.mustKiln("build", "--progress=plain", "--no-cache-filter", "APP", "--build-arg", "BASE="+e.base, dir)
+	if strings.Count(r.stderr, " DONE ") != 1 || strings.Count(r.stderr, "CACHED") != 2 {
+		t.Errorf("want 1 step run (app) and 2 cached (FROM, deps):\n%s", r.stderr)
+	}
+}
