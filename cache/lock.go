@@ -21,13 +21,35 @@ func (s *Store) LockKey(ctx context.Context, k dag.Digest) (unlock func(), err e
 	if err := validHex(k); err != nil {
 		return nil, err
 	}
+	return s.lockFile(ctx, k.Hex()[:3], string(k))
+}
+
+// LockCacheMount takes the exclusive lock of a cache mount instance (its
+// own lock files, apart from the key locks a step holds meanwhile).
+func (s *Store) LockCacheMount(ctx context.Context, id string, instance int) (unlock func(), err error) {
+	name := fmt.Sprintf("cache-%s-%d", digestOf([]byte(id)).Hex()[:32], instance)
+	return s.lockFile(ctx, name, "cache mount "+id)
+}
+
+// TryLockCacheMount is LockCacheMount without waiting: nil, nil if busy.
+func (s *Store) TryLockCacheMount(id string, instance int) (unlock func(), err error) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	u, err := s.LockCacheMount(ctx, id, instance)
+	if err == context.Canceled {
+		return nil, nil
+	}
+	return u, err
+}
+
+func (s *Store) lockFile(ctx context.Context, name, what string) (unlock func(), err error) {
 	dir := filepath.Join(s.root, "locks")
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("lock dir: %w", err)
 	}
-	f, err := os.OpenFile(filepath.Join(dir, k.Hex()[:3]), os.O_CREATE|os.O_RDWR, 0o600)
+	f, err := os.OpenFile(filepath.Join(dir, name), os.O_CREATE|os.O_RDWR, 0o600)
 	if err != nil {
-		return nil, fmt.Errorf("lock for %s: %w", k, err)
+		return nil, fmt.Errorf("lock for %s: %w", what, err)
 	}
 	wait := time.Millisecond
 	for {
@@ -37,7 +59,7 @@ func (s *Store) LockKey(ctx context.Context, k dag.Digest) (unlock func(), err e
 		}
 		if err != unix.EWOULDBLOCK && err != unix.EINTR {
 			f.Close()
-			return nil, fmt.Errorf("locking %s: %w", k, err)
+			return nil, fmt.Errorf("locking %s: %w", what, err)
 		}
 		select {
 		case <-ctx.Done():

@@ -53,6 +53,10 @@ func runChild(s *spec) error {
 	if err := bindHostFiles(rootfs); err != nil {
 		return err
 	}
+	created, err := extraMounts(rootfs, s.Mounts)
+	if err != nil {
+		return err
+	}
 	if err := pivotRoot(rootfs); err != nil {
 		return err
 	}
@@ -85,7 +89,7 @@ func runChild(s *spec) error {
 	if err := unix.Prctl(unix.PR_SET_PDEATHSIG, uintptr(unix.SIGKILL), 0, 0, 0); err != nil {
 		return fmt.Errorf("setting parent-death signal: %w", err)
 	}
-	report(status{Started: true})
+	report(status{Started: true, Created: created})
 
 	// From here on, failures are the program's, reported like a shell does.
 	name := s.Args[0]

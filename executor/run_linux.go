@@ -47,6 +47,7 @@ type spec struct {
 	User     string   `json:"user,omitempty"`
 	Hostname string   `json:"hostname,omitempty"`
 	Loopback bool     `json:"loopback,omitempty"` // new network namespace: bring lo up
+	Mounts   []Mount  `json:"mounts,omitempty"`
 
 	// apply
 	Op       *FileOp `json:"op,omitempty"`
@@ -59,6 +60,9 @@ type status struct {
 	Kind    string `json:"kind,omitempty"`    // which typed error Error is, to rebuild it in the parent
 	Source  string `json:"source,omitempty"`  // NotFoundError.Source
 	Started bool   `json:"started,omitempty"` // run: the child is about to exec the user's program
+	// Created are file mount points the child had to create (relative to
+	// the rootfs); the parent removes them from the upper dir afterwards.
+	Created []string `json:"created,omitempty"`
 	Done    bool   `json:"done,omitempty"`    // apply: the operation succeeded
 }
 
@@ -99,9 +103,11 @@ func Run(ctx context.Context, root Rootfs, p Process, opts Options) error {
 		User:       p.User,
 		Hostname:   hostname,
 		Loopback:   flags&unix.CLONE_NEWNET != 0,
+		Mounts:     opts.Mounts,
 	}
 	ch := child{mode: modeRun, spec: s, cloneflags: flags, stdin: p.Stdin, stdout: p.Stdout, stderr: p.Stderr}
 	st, werr := ch.run(ctx)
+	removeStubs(root.Upper, st.Created)
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}

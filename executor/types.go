@@ -34,8 +34,25 @@ type Process struct {
 
 // Options are the container settings that are not part of the process.
 type Options struct {
-	Hostname string // default "kiln"
-	Network  string // "" or "host": host network namespace; "none": new namespace with only loopback
+	Hostname string  // default "kiln"
+	Network  string  // "" or "host": host network namespace; "none": new namespace with only loopback
+	Mounts   []Mount // extra mounts (RUN --mount), in order
+}
+
+// Mount is one extra mount in a Run container. A missing directory target
+// is created (and stays in the layer, as with BuildKit); a missing file
+// target is created for the mount and removed from the upper dir after.
+type Mount struct {
+	Type     string   `json:"type"`              // "bind", "tmpfs" or "overlay"
+	Source   string   `json:"source,omitempty"`  // bind: host file or dir
+	Lowers   []string `json:"lowers,omitempty"`  // overlay: layer dirs, bottom first
+	Upper    string   `json:"upper,omitempty"`   // overlay: writable (throwaway) upper dir, "" = read-only
+	Work     string   `json:"work,omitempty"`    // overlay: its work dir
+	Staging  string   `json:"staging,omitempty"` // overlay with Subpath: an empty host dir to mount it on first
+	Subpath  string   `json:"subpath,omitempty"` // overlay: the part of it to mount at Target
+	Target   string   `json:"target"`            // absolute path in the container
+	ReadOnly bool     `json:"readonly,omitempty"`
+	Size     int64    `json:"size,omitempty"` // tmpfs bytes, 0 = kernel default
 }
 
 // ExitError is a process that ran but did not exit with status 0.

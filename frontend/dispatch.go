@@ -188,8 +188,9 @@ func (c *compiler) dispatchArg(b *build, x *instructions.ArgCommand) error {
 }
 
 func (c *compiler) dispatchRun(b *build, cm *cmd, x *instructions.RunCommand) error {
-	if slices.Contains(x.FlagsUsed, "mount") {
-		return c.unsupported(cm.line, "RUN --mount")
+	mounts, extra, err := c.runMounts(b, cm, x)
+	if err != nil {
+		return err
 	}
 	if instructions.GetSecurity(x) == instructions.SecurityInsecure {
 		return c.unsupported(cm.line, "RUN --security=insecure")
@@ -229,12 +230,14 @@ func (c *compiler) dispatchRun(b *build, cm *cmd, x *instructions.RunCommand) er
 		cwd = "/"
 	}
 	b.layer(c, &dag.ExecOp{
-		Args:    args,
-		Env:     b.runEnv(),
-		User:    b.cfg.Config.User,
-		Cwd:     cwd,
-		Network: network,
-	}, cm.line, title)
+		Args:     args,
+		Env:      b.runEnv(),
+		User:     b.cfg.Config.User,
+		Cwd:      cwd,
+		Network:  network,
+		Mounts:   mounts,
+		ProxyEnv: c.proxyEnv(b),
+	}, cm.line, title, extra...)
 	b.history("RUN "+runCommandString(args, b)+" # buildkit", true)
 	return nil
 }

@@ -31,7 +31,9 @@ type Options struct {
 	// NoCacheFilter lists stages (by name, any case) whose steps are
 	// executed even if cached (--no-cache-filter).
 	NoCacheFilter []string
-	Progress      *Progress // nil = no output
+	// Secrets are the values RUN --mount=type=secret can use, by id.
+	Secrets  map[string]Secret
+	Progress *Progress // nil = no output
 }
 
 // Solver executes build graphs against a store.
@@ -277,10 +279,16 @@ func (s *Solver) exec(ctx context.Context, v *dag.Vertex, inputs []*state, p *St
 		return s.image(ctx, op)
 	case *dag.ExecOp:
 		return s.layerOver(ctx, inputs[0].layers, func(root executor.Rootfs) error {
+			mounts, secretEnv, release, err := s.runMounts(ctx, v, op, inputs, filepath.Dir(root.Upper))
+			if err != nil {
+				return err
+			}
+			defer release()
+			env := append(append(append([]string(nil), op.Env...), op.ProxyEnv...), secretEnv...)
 			return executor.Run(ctx, root, executor.Process{
-				Args: op.Args, Env: op.Env, Cwd: op.Cwd, User: op.User,
+				Args: op.Args, Env: env, Cwd: op.Cwd, User: op.User,
 				Stdout: p, Stderr: p.Stderr(),
-			}, executor.Options{Network: op.Network})
+			}, executor.Options{Network: op.Network, Mounts: mounts})
 		})
 	case *dag.CopyOp:
 		c := &executor.CopyOp{}

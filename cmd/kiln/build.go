@@ -33,6 +33,7 @@ type buildFlags struct {
 	explain   bool
 
 	noCacheFilter []string
+	secrets       []string
 	trace         string
 }
 
@@ -62,6 +63,7 @@ func newBuildCmd(g *globalFlags) *cobra.Command {
 	fl.IntVar(&f.jobs, "jobs", 0, "steps executed at once (default: number of CPUs)")
 	fl.BoolVar(&f.explain, "explain-cache", false, "say, for each step that misses the cache, what changed since the last build of this Dockerfile and target")
 	fl.BoolVar(&f.explain, "explain", false, "same as --explain-cache")
+	fl.StringArrayVar(&f.secrets, "secret", nil, `a secret for RUN --mount=type=secret: "id=ID,src=FILE", "id=ID,env=VAR" or "id=ID" (the env var ID)`)
 	fl.StringSliceVar(&f.noCacheFilter, "no-cache-filter", nil, "do not use the cache for these stages (comma-separated names)")
 	return cmd
 }
@@ -110,6 +112,10 @@ func runBuild(cmd *cobra.Command, g *globalFlags, f *buildFlags, contextArg stri
 	if err != nil {
 		return err
 	}
+	secrets, err := parseSecrets(f.secrets)
+	if err != nil {
+		return err
+	}
 
 	store, err := g.store()
 	if err != nil {
@@ -145,6 +151,7 @@ func runBuild(cmd *cobra.Command, g *globalFlags, f *buildFlags, contextArg stri
 		Jobs: f.jobs, NoCache: f.noCache, Progress: progress.Progress,
 		History: buildHistoryID(contextDir, f.file, f.target), Explain: f.explain,
 		NoCacheFilter: f.noCacheFilter,
+		Secrets:       secrets,
 	})
 	layers, err := s.Solve(ctx, res.Root)
 	if err != nil {
@@ -283,4 +290,49 @@ func buildHistoryID(contextDir, file, target string) string {
 		df = "stdin:" + contextDir
 	}
 	return df + "\x00" + target
+}
+
+// parseSecrets reads --secret values in docker buildx syntax.
+func parseSecrets(vals []string) (map[string]solver.Secret, error) {
+	out := map[string]solver.Secret{}
+	for _, v := range vals {
+		var id, typ, src, env string
+		for _, kv := range strings.Split(v, ",") {
+			k, val, ok := strings.Cut(kv, "=")
+			if !ok {
+				return nil, fmt.Errorf("--secret %q: expected key=value pairs", v)
+			}
+			switch strings.ToLower(k) {
+			case "id":
+				id = val
+			case "type":
+				typ = val
+			case "src", "source":
+				src = val
+			case "env":
+				env = val
+			default:
+				return nil, fmt.Errorf("--secret %q: unknown key %q (use id, src, env or type)", v, k)
+			}
+		}
+		if id == "" {
+			return nil, fmt.Errorf("--secret %q: id is required", v)
+		}
+		switch {
+		case typ == "env" && src != "":
+			env, src = src, ""
+		case src == "" && env == "":
+			env = id
+		}
+		if src != "" {
+			if _, err := os.Stat(src); err != nil {
+				return nil, fmt.Errorf("--secret %s: %w", id, err)
+			}
+			if abs, err := filepath.Abs(src); err == nil {
+				src = abs
+			}
+		}
+		out[id] = solver.Secret{File: src, Env: env}
+	}
+	return out, nil
 }

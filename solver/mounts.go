@@ -1,0 +1,230 @@
+package solver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path"
+	"path/filepath"
+
+	securejoin "github.com/cyphar/filepath-securejoin"
+
+	"github.com/kiln-build/kiln/executor"
+	"github.com/kiln-build/kiln/solver/dag"
+)
+
+// Secret is where a build secret's value comes from (kiln build --secret).
+type Secret struct {
+	File string // read from this file
+	Env  string // or from this environment variable
+}
+
+func (s Secret) value() ([]byte, error) {
+	if s.File != "" {
+		return os.ReadFile(s.File)
+	}
+	v, ok := os.LookupEnv(s.Env)
+	if !ok {
+		return nil, fmt.Errorf("environment variable %s is not set", s.Env)
+	}
+	return []byte(v), nil
+}
+
+// runMounts turns an ExecOp's mounts into executor mounts, with the extra
+// env its secrets expose; release undoes what it set up (locks, temp
+// copies of secrets, throwaway upper dirs).
+func (s *Solver) runMounts(ctx context.Context, v *dag.Vertex, op *dag.ExecOp, inputs []*state, tmp string) (mounts []executor.Mount, env []string, release func(), err error) {
+	var undo []func()
+	release = func() {
+		for i := len(undo) - 1; i >= 0; i-- {
+			undo[i]()
+		}
+	}
+	defer func() {
+		if err != nil {
+			release()
+		}
+	}()
+	scratch := func(name string) (string, error) {
+		d := filepath.Join(tmp, fmt.Sprintf("m%d-%s", len(mounts), name))
+		return d, os.MkdirAll(d, 0o755)
+	}
+	for _, m := range op.Mounts {
+		switch m.Type {
+		case "bind":
+			em, err := s.bindMount(v, m, inputs, scratch)
+			if err != nil {
+				return nil, nil, release, err
+			}
+			mounts = append(mounts, em)
+		case "cache":
+			em, unlock, err := s.cacheMount(ctx, m)
+			if err != nil {
+				return nil, nil, release, err
+			}
+			undo = append(undo, unlock)
+			mounts = append(mounts, em)
+		case "tmpfs":
+			mounts = append(mounts, executor.Mount{Type: "tmpfs", Target: m.Target, Size: m.Size})
+		case "secret":
+			em, e, cleanup, err := s.secretMount(m)
+			if err != nil {
+				return nil, nil, release, err
+			}
+			undo = append(undo, cleanup)
+			env = append(env, e...)
+			if em != nil {
+				mounts = append(mounts, *em)
+			}
+		default:
+			return nil, nil, release, fmt.Errorf("RUN --mount=type=%s is not supported", m.Type)
+		}
+	}
+	return mounts, env, release, nil
+}
+
+func (s *Solver) bindMount(v *dag.Vertex, m dag.Mount, inputs []*state, scratch func(string) (string, error)) (executor.Mount, error) {
+	if m.Input < 0 || m.Input >= len(v.Inputs) {
+		return executor.Mount{}, fmt.Errorf("bind mount of %s: no source", m.Target)
+	}
+	in := v.Inputs[m.Input]
+	var lowers []string
+	if dir := localDir(in); dir != "" {
+		lowers = []string{dir}
+		if m.ReadOnly {
+			src, err := securejoin.SecureJoin(dir, m.Source)
+			if err != nil {
+				return executor.Mount{}, err
+			}
+			if _, err := os.Stat(src); err != nil {
+				return executor.Mount{}, fmt.Errorf("bind mount source %q: not found in the build context", m.Source)
+			}
+			return executor.Mount{Type: "bind", Source: src, Target: m.Target, ReadOnly: true}, nil
+		}
+	} else {
+		lowers = s.store.SnapshotDirs(inputs[m.Input].layers)
+	}
+	// An overlay: read-only, or writable with changes thrown away after.
+	empty, err := scratch("empty")
+	if err != nil {
+		return executor.Mount{}, err
+	}
+	staging, err := scratch("staging")
+	if err != nil {
+		return executor.Mount{}, err
+	}
+	em := executor.Mount{Type: "overlay", Lowers: append([]string{empty}, lowers...), Target: m.Target,
+		ReadOnly: m.ReadOnly, Subpath: path.Clean("/" + m.Source), Staging: staging}
+	if !m.ReadOnly {
+		if em.Upper, err = scratch("upper"); err != nil {
+			return executor.Mount{}, err
+		}
+		if em.Work, err = scratch("work"); err != nil {
+			return executor.Mount{}, err
+		}
+	}
+	return em, nil
+}
+
+// localDir is the host directory of a LocalOp input, or "".
+func localDir(v *dag.Vertex) string {
+	if l, ok := v.Op.(*dag.LocalOp); ok {
+		return l.Dir
+	}
+	return ""
+}
+
+// cacheMount is a persistent dir in the store. sharing=locked holds an
+// exclusive lock for the step; private uses another instance when the main
+// one is busy; shared lets everyone in.
+func (s *Solver) cacheMount(ctx context.Context, m dag.Mount) (executor.Mount, func(), error) {
+	id := m.ID
+	if id == "" {
+		id = m.Target
+	}
+	mode := os.FileMode(0o755)
+	if m.Mode != 0 {
+		mode = os.FileMode(m.Mode)
+	}
+	unlock := func() {}
+	instance := 0
+	switch m.Sharing {
+	case "locked":
+		u, err := s.store.LockCacheMount(ctx, id, 0)
+		if err != nil {
+			return executor.Mount{}, nil, err
+		}
+		unlock = u
+	case "private":
+		for ; ; instance++ {
+			u, err := s.store.TryLockCacheMount(id, instance)
+			if err != nil {
+				return executor.Mount{}, nil, err
+			}
+			if u != nil {
+				unlock = u
+				break
+			}
+		}
+	}
+	dir, err := s.store.CacheMountDir(id, instance, mode, int(m.UID), int(m.GID))
+	if err != nil {
+		unlock()
+		return executor.Mount{}, nil, err
+	}
+	return executor.Mount{Type: "bind", Source: dir, Target: m.Target, ReadOnly: m.ReadOnly}, unlock, nil
+}
+
+// secretMount puts a secret's value in a private file on a tmpfs (never on
+// the store's disk, never in a layer or key) and binds it read-only.
+func (s *Solver) secretMount(m dag.Mount) (*executor.Mount, []string, func(), error) {
+	id := m.ID
+	if id == "" && m.Target != "" {
+		id = path.Base(m.Target)
+	}
+	src, ok := s.opts.Secrets[id]
+	if !ok {
+		if m.Required {
+			return nil, nil, nil, fmt.Errorf("secret %q is required but was not given: use kiln build --secret id=%s,src=FILE (or env=VAR)", id, id)
+		}
+		return nil, nil, func() {}, nil
+	}
+	val, err := src.value()
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("secret %q: %w", id, err)
+	}
+	var env []string
+	if m.Env != "" {
+		env = append(env, m.Env+"="+string(val))
+	}
+	target := m.Target
+	if target == "" {
+		if m.Env != "" {
+			return nil, env, func() {}, nil // env only
+		}
+		target = "/run/secrets/" + id
+	}
+	base := "/dev/shm"
+	if fi, err := os.Stat(base); err != nil || !fi.IsDir() {
+		base = ""
+	}
+	dir, err := os.MkdirTemp(base, "kiln-secret-")
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("secret %q: %w", id, err)
+	}
+	cleanup := func() { os.RemoveAll(dir) }
+	mode := os.FileMode(0o400)
+	if m.Mode != 0 {
+		mode = os.FileMode(m.Mode)
+	}
+	f := filepath.Join(dir, "secret")
+	if err := os.WriteFile(f, val, 0o600); err == nil {
+		err = errors.Join(os.Chmod(f, mode), os.Lchown(f, int(m.UID), int(m.GID)))
+	}
+	if err != nil {
+		cleanup()
+		return nil, nil, nil, fmt.Errorf("secret %q: %w", id, err)
+	}
+	return &executor.Mount{Type: "bind", Source: f, Target: target, ReadOnly: true}, env, cleanup, nil
+}
