@@ -63,7 +63,7 @@ type status struct {
 	// Created are file mount points the child had to create (relative to
 	// the rootfs); the parent removes them from the upper dir afterwards.
 	Created []string `json:"created,omitempty"`
-	Done    bool   `json:"done,omitempty"`    // apply: the operation succeeded
+	Done    bool     `json:"done,omitempty"` // apply: the operation succeeded
 }
 
 // Run mounts root, starts p in new mount, pid, uts and ipc namespaces (and a

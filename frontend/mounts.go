@@ -1,8 +1,8 @@
 package frontend
 
 import (
-	"slices"
 	"path"
+	"slices"
 	"strings"
 
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
