@@ -19,6 +19,7 @@ type copyArgs struct {
 	excludes []string
 	parents  bool
 	add      bool
+	unpack   bool
 	text     string // the instruction's source, for its progress name
 }
 
@@ -26,20 +27,17 @@ func (c *compiler) dispatchAdd(b *build, cm *cmd, x *instructions.AddCommand) er
 	if x.Checksum != "" {
 		return fmt.Errorf("checksum requires HTTP(S) or Git sources")
 	}
-	if x.Unpack != nil && *x.Unpack {
-		return c.unsupported(cm.line, "ADD --unpack")
-	}
 	for _, src := range x.SourcePaths {
-		switch {
-		case isURL(src) || isGit(src):
+		if isURL(src) || isGit(src) {
 			return c.unsupported(cm.line, fmt.Sprintf("ADD from a URL or git repository (%s)", src))
-		case isArchiveName(src):
-			return c.unsupported(cm.line, fmt.Sprintf("ADD of a local archive (%s); use COPY and extract it in a RUN", src))
 		}
 	}
+	// Local tar archives are extracted unless --unpack=false; the executor
+	// tells an archive by its content, not its name.
+	unpack := x.Unpack == nil || *x.Unpack
 	return c.dispatchCopy(b, cm, copyArgs{
 		sd: x.SourcesAndDest, chown: x.Chown, chmod: x.Chmod, link: x.Link,
-		excludes: x.ExcludePatterns, add: true, text: x.String(),
+		excludes: x.ExcludePatterns, add: true, unpack: unpack, text: x.String(),
 	})
 }
 
@@ -88,6 +86,7 @@ func (c *compiler) dispatchCopy(b *build, cm *cmd, a copyArgs) error {
 		Chown:    a.chown,
 		Chmod:    a.chmod,
 		Excludes: a.excludes,
+		Unpack:   a.unpack,
 	}, cm.line, b.title(a.text, false), src)
 	b.history(msg+" # buildkit", true)
 	return nil
@@ -189,16 +188,4 @@ func isURL(s string) bool {
 
 func isGit(s string) bool {
 	return strings.HasPrefix(s, "git@") || strings.HasPrefix(s, "git://") || strings.HasPrefix(s, "ssh://")
-}
-
-// isArchiveName spots the local archives ADD would extract. BuildKit sniffs
-// the content; a compiler without I/O can only go by the name.
-func isArchiveName(s string) bool {
-	s = strings.ToLower(s)
-	for _, ext := range []string{".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz", ".tbz2", ".tar.xz", ".txz", ".tar.zst", ".tzst"} {
-		if strings.HasSuffix(s, ext) {
-			return true
-		}
-	}
-	return false
 }

@@ -55,8 +55,6 @@ func TestCompileErrors(t *testing.T) {
 			"Dockerfile:1: no build stage in current context", "RUN true"},
 		{"ADD URL", "FROM busybox\nADD https://example.com/x.txt /x\n", "",
 			"Dockerfile:2: ADD from a URL or git repository (https://example.com/x.txt) is not supported yet", "ADD https://example.com/x.txt /x"},
-		{"ADD archive", "FROM busybox\nADD app.tar.gz /opt/\n", "",
-			"Dockerfile:2: ADD of a local archive (app.tar.gz); use COPY and extract it in a RUN is not supported yet", "ADD app.tar.gz /opt/"},
 		{"COPY URL", "FROM busybox\nCOPY https://example.com/x /x\n", "",
 			"Dockerfile:2: source can't be a URL for COPY", "COPY https://example.com/x /x"},
 		{"COPY heredoc", "FROM busybox\nCOPY <<EOF /x\nhi\nEOF\n", "",

@@ -265,7 +265,7 @@ func (s *Solver) contentDigest(ctx context.Context, v *dag.Vertex, files map[str
 }
 
 func copyOptions(op *dag.CopyOp, local *dag.LocalOp) fscopy.Options {
-	o := fscopy.Options{Sources: op.Sources, Dest: op.Dest, Chown: op.Chown, Chmod: op.Chmod, Excludes: op.Excludes}
+	o := fscopy.Options{Sources: op.Sources, Dest: op.Dest, Chown: op.Chown, Chmod: op.Chmod, Excludes: op.Excludes, Unpack: op.Unpack}
 	if local != nil {
 		o.Excludes = append(append([]string(nil), local.Excludes...), op.Excludes...)
 		o.ContextOwner = true

@@ -31,6 +31,9 @@ type Options struct {
 	// ContextOwner says the source is the build context: files are owned
 	// 0:0 unless Chown says otherwise.
 	ContextOwner bool `json:"contextOwner,omitempty"`
+	// Unpack (ADD) extracts a source that is a tar archive (plain, gzip,
+	// bzip2, xz or zstd, told by content, not name) into Dest.
+	Unpack bool `json:"unpack,omitempty"`
 }
 
 // NotFoundError is returned when a literal (non-wildcard) source does not
@@ -137,6 +140,21 @@ func Copy(ctx context.Context, srcRoot, destRoot string, o Options) error {
 	for _, m := range matches {
 		if err := ctx.Err(); err != nil {
 			return err
+		}
+		if o.Unpack && m.node.fi.Mode().IsRegular() {
+			if r, ok, err := openArchive(m.node.abs); err != nil {
+				return err
+			} else if ok {
+				dir, err := mkdirAll(destRoot, destClean, 0o755, puid, pgid)
+				if err == nil {
+					err = extract(ctx, r, dir, c)
+				}
+				r.Close()
+				if err != nil {
+					return fmt.Errorf("unpacking %s: %w", m.lit, err)
+				}
+				continue
+			}
 		}
 		switch {
 		case m.node.fi.IsDir():
