@@ -46,8 +46,17 @@ func (c *compiler) dispatchCopy(b *build, cm *cmd, a copyArgs) error {
 	if a.add {
 		kw = "ADD"
 	}
+	var inline *dag.Vertex
 	if len(a.sd.SourceContents) > 0 {
-		return c.unsupported(cm.line, kw+" from a heredoc")
+		if len(a.sd.SourcePaths) > 0 || cm.from != nil {
+			return c.unsupported(cm.line, kw+" mixing heredocs with other sources")
+		}
+		op := &dag.InlineOp{}
+		for _, sc := range a.sd.SourceContents {
+			op.Files = append(op.Files, dag.InlineFile{Name: sourcePath(sc.Path), Data: sc.Data})
+		}
+		inline = &dag.Vertex{Op: op, Name: "[internal] heredoc", Pos: c.pos(cm.line)}
+		a.unpack = false
 	}
 	if a.parents {
 		return c.unsupported(cm.line, "COPY --parents")
@@ -58,9 +67,12 @@ func (c *compiler) dispatchCopy(b *build, cm *cmd, a copyArgs) error {
 	if a.link && chownByName(a.chown) {
 		return fmt.Errorf("--chown=%s: user and group names can't be resolved when used with --link, use numeric uid[:gid] instead", a.chown)
 	}
-	src, err := c.copyFrom(b, cm)
-	if err != nil {
-		return err
+	src := inline
+	if src == nil {
+		var err error
+		if src, err = c.copyFrom(b, cm); err != nil {
+			return err
+		}
 	}
 
 	msg := kw
@@ -71,6 +83,10 @@ func (c *compiler) dispatchCopy(b *build, cm *cmd, a copyArgs) error {
 		msg += " --chmod=" + a.chmod
 	}
 	sources := make([]string, 0, len(a.sd.SourcePaths))
+	for _, sc := range a.sd.SourceContents {
+		msg += " <<" + sc.Path
+		sources = append(sources, sourcePath(sc.Path))
+	}
 	for _, s := range a.sd.SourcePaths {
 		if !a.add && isURL(s) {
 			return fmt.Errorf("source can't be a URL for COPY")

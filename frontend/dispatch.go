@@ -25,6 +25,19 @@ func (c *compiler) dispatch(b *build, cm *cmd) error {
 			}
 		}
 	}
+	// Heredoc contents (COPY <<EOF with an unquoted word): variables are
+	// expanded, quotes kept, as BuildKit does.
+	if ex, ok := cm.Command.(instructions.SupportsSingleWordExpansionRaw); ok {
+		err := ex.ExpandRaw(func(word string) (string, error) {
+			lex := shell.NewLex('\\')
+			lex.SkipProcessQuotes = true
+			w, _, err := lex.ProcessWord(word, b)
+			return w, err
+		})
+		if err != nil {
+			return c.errAt(cm.line, err)
+		}
+	}
 	var err error
 	switch x := cm.Command.(type) {
 	case *instructions.ArgCommand:
@@ -197,6 +210,7 @@ func (c *compiler) dispatchRun(b *build, cm *cmd, x *instructions.RunCommand) er
 	}
 	title := b.title(x.String(), true)
 	line := x.ShellDependantCmdLine
+	var direct []string // exec args that bypass the shell (heredoc scripts)
 	if len(x.Files) > 0 {
 		if len(line.CmdLine) != 1 || !line.PrependShell {
 			return fmt.Errorf("parsing produced an invalid run command: %v", line.CmdLine)
@@ -207,7 +221,16 @@ func (c *compiler) dispatchRun(b *build, cm *cmd, x *instructions.RunCommand) er
 				data = parser.ChompHeredocContent(data)
 			}
 			if strings.HasPrefix(data, "#!") {
-				return c.unsupported(cm.line, "a RUN heredoc with a #! interpreter line")
+				// As BuildKit: the script is a file run by its interpreter,
+				// mounted from a heredoc source at /dev/pipes/NAME.
+				name := sourcePath(h.Name)
+				inl := &dag.Vertex{
+					Op:   &dag.InlineOp{Files: []dag.InlineFile{{Name: name, Data: data, Mode: 0o755}}},
+					Name: "[internal] heredoc", Pos: c.pos(cm.line),
+				}
+				mounts = append(mounts, dag.Mount{Type: "bind", Input: 1 + len(extra), Source: name, Target: "/dev/pipes/" + name, ReadOnly: true})
+				extra = append(extra, inl)
+				direct = []string{"/dev/pipes/" + name}
 			}
 			line.CmdLine = []string{data} // the body is the script
 			title += " (" + summarizeHeredoc(x.Files[0].Data) + ")"
@@ -221,6 +244,9 @@ func (c *compiler) dispatchRun(b *build, cm *cmd, x *instructions.RunCommand) er
 		}
 	}
 	args := b.withShell(line)
+	if direct != nil {
+		args = direct
+	}
 	network := instructions.GetNetwork(x)
 	if network == instructions.NetworkDefault {
 		network = ""

@@ -4,10 +4,17 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/kiln-build/kiln/cache"
 	"github.com/kiln-build/kiln/executor/fscopy"
@@ -15,40 +22,79 @@ import (
 )
 
 // HashSelection digests exactly what a copy with o reads from dir: each
-// selected path with its type, mode, link target and data. Owners and
-// mtimes are left out: context files are copied as 0:0 and mtime alone
-// changes nothing a build can see in the result's meaning.
+// selected path with its type, mode, owner, link target, device number,
+// extended attributes and data. Times are left out: they change nothing a
+// step can see that its key should depend on.
 func HashSelection(ctx context.Context, dir string, o fscopy.Options) (dag.Digest, error) {
-	return hashSelection(ctx, dir, o, nil, nil)
+	h := sha256.New()
+	if err := hashSelection(ctx, h, dir, o, nil, nil); err != nil {
+		return "", err
+	}
+	return digestOf(h), nil
 }
 
-// hashSelection is HashSelection with file sums taken from sc when it can
-// vouch for them (sc may be nil), and each entry's description put in
-// files (when not nil) so a later build can say which file changed.
-func hashSelection(ctx context.Context, dir string, o fscopy.Options, sc *cache.StatCache, files map[string]string) (dag.Digest, error) {
+// localContent is the digest of everything v reads from a local directory
+// (the build context): a COPY's selection, and the sources of RUN bind
+// mounts of it. files, if not nil, gets each selected file's description,
+// so a later build can say which file changed. "" when v reads none.
+func (s *Solver) localContent(ctx context.Context, v *dag.Vertex, files map[string]string) (dag.Digest, error) {
 	h := sha256.New()
-	err := fscopy.Walk(ctx, dir, o, func(rel string, fi os.FileInfo) error {
-		entry := fmt.Sprintf("%o", uint32(fi.Mode()))
-		switch {
-		case fi.Mode()&os.ModeSymlink != 0:
-			t, err := os.Readlink(filepath.Join(dir, rel))
-			if err != nil {
-				return err
+	reads := false
+	switch op := v.Op.(type) {
+	case *dag.CopyOp:
+		if len(v.Inputs) < 2 {
+			return "", nil
+		}
+		local, ok := v.Inputs[1].Op.(*dag.LocalOp)
+		if !ok {
+			return "", nil
+		}
+		reads = true
+		if err := hashSelection(ctx, h, local.Dir, copyOptions(op, local), s.statCache(), files); err != nil {
+			return "", err
+		}
+	case *dag.ExecOp:
+		// A bind mount of the context shows the step those files: they
+		// belong in its key as much as a COPY's do.
+		for i, m := range op.Mounts {
+			if m.Type != "bind" || m.Input < 0 || m.Input >= len(v.Inputs) {
+				continue
 			}
-			entry += fmt.Sprintf(" -> %q", t)
-		case fi.Mode().IsRegular():
-			p := filepath.Join(dir, rel)
-			var sum string
-			var err error
-			if sc != nil {
-				sum, err = sc.Sum(p, fi, func() (string, error) { return fileSum(p) })
-			} else {
-				sum, err = fileSum(p)
+			local, ok := v.Inputs[m.Input].Op.(*dag.LocalOp)
+			if !ok {
+				continue
 			}
-			if err != nil {
-				return err
+			reads = true
+			src := strings.TrimPrefix(filepath.Clean("/"+m.Source), "/")
+			if src == "" {
+				src = "."
 			}
-			entry += fmt.Sprintf(" %d %s", fi.Size(), sum)
+			fmt.Fprintf(h, "mount %d %q\n", i, m.Target)
+			o := fscopy.Options{Sources: []string{src}, Dest: "/", Excludes: local.Excludes}
+			if err := hashSelection(ctx, h, local.Dir, o, s.statCache(), files); err != nil {
+				return "", fmt.Errorf("bind mount %s: %w", m.Target, err)
+			}
+		}
+	}
+	if !reads {
+		return "", nil
+	}
+	return digestOf(h), nil
+}
+
+func digestOf(h hash.Hash) dag.Digest {
+	return dag.Digest("sha256:" + hex.EncodeToString(h.Sum(nil)))
+}
+
+// hashSelection writes one line per selected entry of dir into h. File
+// sums (with the file's xattrs) come from sc when it can vouch for them (sc
+// may be nil): a change of data or xattrs always changes the ctime.
+func hashSelection(ctx context.Context, h io.Writer, dir string, o fscopy.Options, sc *cache.StatCache, files map[string]string) error {
+	return fscopy.Walk(ctx, dir, o, func(rel string, fi os.FileInfo) error {
+		p := filepath.Join(dir, rel)
+		entry, err := describe(p, fi, sc)
+		if err != nil {
+			return fmt.Errorf("hashing %s: %w", p, err)
 		}
 		fmt.Fprintf(h, "%q %s\n", rel, entry)
 		if files != nil {
@@ -56,12 +102,65 @@ func hashSelection(ctx context.Context, dir string, o fscopy.Options, sc *cache.
 		}
 		return nil
 	})
+}
+
+// describe is one entry's line: "type mode uid:gid", then the link target,
+// device number or size and data sum, then the xattrs' digest if any.
+func describe(p string, fi os.FileInfo, sc *cache.StatCache) (string, error) {
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return "", errors.New("no stat data")
+	}
+	typ := "?"
+	switch st.Mode & syscall.S_IFMT {
+	case syscall.S_IFREG:
+		typ = "f"
+	case syscall.S_IFDIR:
+		typ = "d"
+	case syscall.S_IFLNK:
+		typ = "l"
+	case syscall.S_IFIFO:
+		typ = "p"
+	case syscall.S_IFSOCK:
+		typ = "s"
+	case syscall.S_IFCHR:
+		typ = "c"
+	case syscall.S_IFBLK:
+		typ = "b"
+	}
+	entry := fmt.Sprintf("%s %04o %d:%d", typ, st.Mode&^syscall.S_IFMT, st.Uid, st.Gid)
+	switch typ {
+	case "l":
+		t, err := os.Readlink(p)
+		if err != nil {
+			return "", err
+		}
+		entry += fmt.Sprintf(" -> %q", t)
+	case "c", "b":
+		entry += fmt.Sprintf(" %d,%d", unix.Major(st.Rdev), unix.Minor(st.Rdev))
+	case "f":
+		sum := func() (string, error) { return fileSum(p) }
+		var s string
+		var err error
+		if sc != nil {
+			s, err = sc.Sum(p, fi, sum)
+		} else {
+			s, err = sum()
+		}
+		if err != nil {
+			return "", err
+		}
+		return entry + fmt.Sprintf(" %d %s", fi.Size(), s), nil
+	}
+	x, err := xattrDigest(p)
 	if err != nil {
 		return "", err
 	}
-	return dag.Digest("sha256:" + hex.EncodeToString(h.Sum(nil))), nil
+	return entry + x, nil
 }
 
+// fileSum is the sha256 of a file's data, then " x:<digest>" of its
+// xattrs when it has any (cached together: both change the ctime).
 func fileSum(path string) (string, error) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -72,5 +171,85 @@ func fileSum(path string) (string, error) {
 	if _, err := io.Copy(h, f); err != nil {
 		return "", fmt.Errorf("hashing %s: %w", path, err)
 	}
-	return hex.EncodeToString(h.Sum(nil)), nil
+	x, err := xattrDigest(path)
+	if err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil)) + x, nil
+}
+
+// xattrDigest is " x:<sha256>" of p's extended attributes (the ones a copy
+// keeps: not SELinux labels or overlayfs' own), or "" if it has none.
+func xattrDigest(p string) (string, error) {
+	names, err := listXattrs(p)
+	if err != nil {
+		return "", err
+	}
+	var keep []string
+	for _, n := range names {
+		if n != "security.selinux" && !strings.HasPrefix(n, "trusted.overlay.") {
+			keep = append(keep, n)
+		}
+	}
+	if len(keep) == 0 {
+		return "", nil
+	}
+	slices.Sort(keep)
+	h := sha256.New()
+	for _, n := range keep {
+		v, err := getXattr(p, n)
+		if errors.Is(err, unix.ENODATA) {
+			continue
+		}
+		if err != nil {
+			return "", fmt.Errorf("reading xattr %s: %w", n, err)
+		}
+		fmt.Fprintf(h, "%q %q\n", n, v)
+	}
+	return " x:" + hex.EncodeToString(h.Sum(nil))[:32], nil
+}
+
+func listXattrs(p string) ([]string, error) {
+	for {
+		n, err := unix.Llistxattr(p, nil)
+		if errors.Is(err, unix.ENOTSUP) {
+			return nil, nil
+		}
+		if err != nil || n == 0 {
+			return nil, err
+		}
+		buf := make([]byte, n)
+		n, err = unix.Llistxattr(p, buf)
+		if errors.Is(err, unix.ERANGE) {
+			continue // grew meanwhile
+		}
+		if err != nil {
+			return nil, err
+		}
+		var names []string
+		for _, s := range strings.Split(string(buf[:n]), "\x00") {
+			if s != "" {
+				names = append(names, s)
+			}
+		}
+		return names, nil
+	}
+}
+
+func getXattr(p, name string) ([]byte, error) {
+	for {
+		n, err := unix.Lgetxattr(p, name, nil)
+		if err != nil {
+			return nil, err
+		}
+		buf := make([]byte, n)
+		n, err = unix.Lgetxattr(p, name, buf)
+		if errors.Is(err, unix.ERANGE) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		return buf[:n], nil
+	}
 }

@@ -90,7 +90,7 @@ func (s *Solver) bindMount(v *dag.Vertex, m dag.Mount, inputs []*state, scratch 
 	}
 	in := v.Inputs[m.Input]
 	var lowers []string
-	if dir := localDir(in); dir != "" {
+	if dir, ok := s.dirOf(in); ok {
 		lowers = []string{dir}
 		if m.ReadOnly {
 			src, err := securejoin.SecureJoin(dir, m.Source)
@@ -127,13 +127,6 @@ func (s *Solver) bindMount(v *dag.Vertex, m dag.Mount, inputs []*state, scratch 
 	return em, nil
 }
 
-// localDir is the host directory of a LocalOp input, or "".
-func localDir(v *dag.Vertex) string {
-	if l, ok := v.Op.(*dag.LocalOp); ok {
-		return l.Dir
-	}
-	return ""
-}
 
 // cacheMount is a persistent dir in the store. sharing=locked holds an
 // exclusive lock for the step; private uses another instance when the main

@@ -45,6 +45,7 @@ type Solver struct {
 	mu     sync.Mutex
 	states map[*dag.Vertex]*state
 	keys   map[dag.Digest]*keyState
+	dirs   map[*dag.Vertex]string // materialised InlineOp dirs
 
 	statOnce sync.Once
 	stat     *cache.StatCache
@@ -75,7 +76,7 @@ func New(store *cache.Store, opts Options) *Solver {
 	if opts.Jobs <= 0 {
 		opts.Jobs = runtime.NumCPU()
 	}
-	s := &Solver{store: store, opts: opts, sem: make(chan struct{}, opts.Jobs), states: map[*dag.Vertex]*state{}, keys: map[dag.Digest]*keyState{}}
+	s := &Solver{store: store, opts: opts, sem: make(chan struct{}, opts.Jobs), states: map[*dag.Vertex]*state{}, keys: map[dag.Digest]*keyState{}, dirs: map[*dag.Vertex]string{}}
 	if opts.History != "" {
 		s.rec = &recorder{cur: buildRecord{Steps: map[string]*stepRecord{}}}
 		if err := store.ReadBuildRecord(opts.History, &s.rec.prev); err != nil || s.rec.prev.Steps == nil {
@@ -89,6 +90,7 @@ func New(store *cache.Store, opts Options) *Solver {
 func (s *Solver) Solve(ctx context.Context, root *dag.Vertex) ([]cache.Layer, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	defer s.removeDirs()
 	st := s.solve(ctx, root)
 	if s.stat != nil {
 		// Even a failed build learned file sums worth keeping.
@@ -129,11 +131,17 @@ func (s *Solver) solve(ctx context.Context, v *dag.Vertex) *state {
 }
 
 func (s *Solver) build(ctx context.Context, v *dag.Vertex) ([]cache.Layer, dag.Digest, error) {
-	switch v.Op.(type) {
+	switch op := v.Op.(type) {
 	case *dag.LocalOp, *dag.ScratchOp:
 		// Nothing to run or report: a directory that is read where it is,
 		// or the empty filesystem.
 		key, err := dag.Key(v.Op, nil, "")
+		return nil, key, err
+	case *dag.InlineOp:
+		key, err := dag.Key(v.Op, nil, "")
+		if err == nil {
+			_, err = s.materialize(v, op)
+		}
 		return nil, key, err
 	}
 	s.opts.Progress.Queue(v) // the trace shows the wait for inputs and a slot
@@ -250,18 +258,11 @@ func (s *Solver) produce(ctx context.Context, v *dag.Vertex, key dag.Digest, inp
 	return layers, nil
 }
 
-// contentDigest is the digest of what v reads from a local directory;
-// files, if not nil, gets each selected file's description.
+// contentDigest is the digest of what v reads from a local directory
+// (see localContent in hash.go); files, if not nil, gets each selected
+// file's description.
 func (s *Solver) contentDigest(ctx context.Context, v *dag.Vertex, files map[string]string) (dag.Digest, error) {
-	op, ok := v.Op.(*dag.CopyOp)
-	if !ok || len(v.Inputs) < 2 {
-		return "", nil
-	}
-	local, ok := v.Inputs[1].Op.(*dag.LocalOp)
-	if !ok {
-		return "", nil
-	}
-	return hashSelection(ctx, local.Dir, copyOptions(op, local), s.statCache(), files)
+	return s.localContent(ctx, v, files)
 }
 
 func copyOptions(op *dag.CopyOp, local *dag.LocalOp) fscopy.Options {
@@ -295,6 +296,10 @@ func (s *Solver) exec(ctx context.Context, v *dag.Vertex, inputs []*state, p *St
 		if local, ok := v.Inputs[1].Op.(*dag.LocalOp); ok {
 			c.SrcDir = local.Dir
 			c.Options = copyOptions(op, local)
+		} else if dir, ok := s.dirOf(v.Inputs[1]); ok {
+			c.SrcDir = dir
+			c.Options = copyOptions(op, nil)
+			c.Options.ContextOwner = true
 		} else {
 			c.SrcLowers = s.store.SnapshotDirs(inputs[1].layers)
 			c.Options = copyOptions(op, nil)
