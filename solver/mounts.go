@@ -127,7 +127,6 @@ func (s *Solver) bindMount(v *dag.Vertex, m dag.Mount, inputs []*state, scratch 
 	return em, nil
 }
 
-
 // cacheMount is a persistent dir in the store. sharing=locked holds an
 // exclusive lock for the step; private uses another instance when the main
 // one is busy; shared lets everyone in.
