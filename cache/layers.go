@@ -217,3 +217,37 @@ func (s *Store) Record(ctx context.Context, key dag.Digest, layers []Layer) erro
 
 // IsNotFound reports whether err means something was not in the store.
 func IsNotFound(err error) bool { return errors.Is(err, ErrNotFound) }
+
+// CommitCopy is CommitDir for a dir that must stay where it is (a
+// container's upper dir): the layer's snapshot is unpacked from its blob.
+func (s *Store) CommitCopy(ctx context.Context, dir string) (Layer, error) {
+	pr, pw := io.Pipe()
+	go func() {
+		pw.CloseWithError(layer.WriteTar(ctx, pw, dir))
+	}()
+	w, err := s.NewBlobWriter()
+	if err != nil {
+		pr.CloseWithError(err)
+		return Layer{}, err
+	}
+	defer w.Close()
+	diffID, _, err := layer.Compress(ctx, w, pr)
+	pr.CloseWithError(err)
+	if err != nil {
+		return Layer{}, fmt.Errorf("diffing %s: %w", dir, err)
+	}
+	d, size, err := w.Commit("")
+	if err != nil {
+		return Layer{}, err
+	}
+	l := Layer{DiffID: dag.Digest(diffID), Digest: d, Size: size, MediaType: MediaTypeLayerGzip}
+	if _, err := os.Stat(s.SnapshotDir(l.DiffID)); err != nil {
+		if _, err := s.unpackBlob(ctx, d, l.DiffID); err != nil {
+			return Layer{}, err
+		}
+	}
+	if err := s.writeJSON(s.layerPath(l.DiffID), l); err != nil {
+		return Layer{}, err
+	}
+	return l, nil
+}

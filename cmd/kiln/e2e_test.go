@@ -298,3 +298,20 @@ func TestDockerignoreAndMissingSource(t *testing.T) {
 		t.Errorf("unknown instruction: exit %d\n%s", r.code, r.stderr)
 	}
 }
+
+func TestCommitContainer(t *testing.T) {
+	e := newEnv(t)
+	e.mustKiln("run", "--name", "c1", e.base, "sh", "-c", "echo saved > /state && rm /bin/vi")
+	e.mustKiln("commit", "-m", "snapshot", "c1", "committed:1")
+	r := e.mustKiln("run", "--rm", "committed:1", "sh", "-c", "cat /state; test -e /bin/vi && echo vi || echo no-vi")
+	if r.stdout != "saved\nno-vi\n" {
+		t.Errorf("run of committed image: %q", r.stdout)
+	}
+	cfg := configOf(t, e.image("committed:1"))
+	if n := len(cfg.RootFS.DiffIDs); n != 2 {
+		t.Errorf("committed image has %d layers, want base + 1", n)
+	}
+	if h := cfg.History[len(cfg.History)-1]; h.Comment != "snapshot" {
+		t.Errorf("last history entry %+v", h)
+	}
+}

@@ -99,6 +99,6 @@ func newRootCmd() *cobra.Command {
 		},
 	}
 	cmd.PersistentFlags().StringVar(&g.root, "root", cache.DefaultRoot(), "store directory (env KILN_ROOT)")
-	cmd.AddCommand(newBuildCmd(g), newRunCmd(g), newImagesCmd(g), newPullCmd(g), newLoadCmd(g), newRmiCmd(g), newTagCmd(g), newSaveCmd(g), newPsCmd(g), newRmCmd(g), newDuCmd(g), newPruneCmd(g), newStoreCmd(g))
+	cmd.AddCommand(newBuildCmd(g), newRunCmd(g), newImagesCmd(g), newPullCmd(g), newLoadCmd(g), newRmiCmd(g), newTagCmd(g), newSaveCmd(g), newPsCmd(g), newRmCmd(g), newDuCmd(g), newPruneCmd(g), newStoreCmd(g), newCommitCmd(g))
 	return cmd
 }
