@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"time"
 
@@ -149,7 +150,7 @@ func runBuild(cmd *cobra.Command, g *globalFlags, f *buildFlags, contextArg stri
 	}
 	s := solver.New(store, solver.Options{
 		Jobs: f.jobs, NoCache: f.noCache, Progress: progress.Progress,
-		History: buildHistoryID(contextDir, f.file, f.target), Explain: f.explain,
+		History: buildHistoryID(contextDir, f.file, f.target, f.tags), Explain: f.explain,
 		NoCacheFilter: f.noCacheFilter,
 		Secrets:       secrets,
 	})
@@ -276,9 +277,9 @@ func parseBuildArgs(args []string) (map[string]string, error) {
 	return m, nil
 }
 
-// buildHistoryID names a build for --explain-cache: the same Dockerfile and
-// target compare with their own last build.
-func buildHistoryID(contextDir, file, target string) string {
+// buildHistoryID names a build for --explain-cache: the same Dockerfile,
+// target and tags compare with their own last build.
+func buildHistoryID(contextDir, file, target string, tags []string) string {
 	df := file
 	if df == "" {
 		df = filepath.Join(contextDir, "Dockerfile")
@@ -289,7 +290,8 @@ func buildHistoryID(contextDir, file, target string) string {
 	} else {
 		df = "stdin:" + contextDir
 	}
-	return df + "\x00" + target
+	tags = slices.Sorted(slices.Values(tags))
+	return df + "\x00" + target + "\x00" + strings.Join(tags, ",")
 }
 
 // parseSecrets reads --secret values in docker buildx syntax.

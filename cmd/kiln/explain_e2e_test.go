@@ -55,6 +55,19 @@ func TestExplainCache(t *testing.T) {
 	if !strings.Contains(out, "base image changed: sha256:") {
 		t.Errorf("after a new base image:\n%s", out)
 	}
+	// The instruction's text.
+	df := "ARG BASE\nFROM $BASE\nARG V=1\nCOPY src/ /src/\nRUN echo $V >> /v\n"
+	if err := os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte(df), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out = build("--build-arg", "V=2")
+	if !strings.Contains(out, `instruction changed: "RUN echo 2 > /v" → "RUN echo 2 >> /v"`) || strings.Count(out, "cache miss") != 1 {
+		t.Errorf("after changing the RUN's text:\n%s", out)
+	}
+	// Another tag is another target: it compares with its own last build.
+	if out := build("--build-arg", "V=2", "-t", "explain:other"); !strings.Contains(out, "no earlier build of this step") && strings.Contains(out, "cache miss") {
+		t.Errorf("a new tag compared with another target's build:\n%s", out)
+	}
 }
 
 func TestNoCacheFilter(t *testing.T) {
