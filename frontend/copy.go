@@ -2,6 +2,7 @@ package frontend
 
 import (
 	"fmt"
+	"net/url"
 	"path"
 	"strconv"
 	"strings"
@@ -20,25 +21,68 @@ type copyArgs struct {
 	parents  bool
 	add      bool
 	unpack   bool
-	text     string // the instruction's source, for its progress name
+	text     string
+
+	srcVertex *dag.Vertex // ADD of a URL: the download
+	urlFile   string      // the downloaded file's name in it // the instruction's source, for its progress name
 }
 
 func (c *compiler) dispatchAdd(b *build, cm *cmd, x *instructions.AddCommand) error {
-	if x.Checksum != "" {
-		return fmt.Errorf("checksum requires HTTP(S) or Git sources")
+	a := copyArgs{
+		sd: x.SourcesAndDest, chown: x.Chown, chmod: x.Chmod, link: x.Link,
+		excludes: x.ExcludePatterns, add: true, text: x.String(),
+		// Local tar archives are extracted unless --unpack=false; the
+		// executor tells an archive by its content, not its name.
+		unpack: x.Unpack == nil || *x.Unpack,
 	}
+	var urls int
 	for _, src := range x.SourcePaths {
-		if isURL(src) || isGit(src) {
-			return c.unsupported(cm.line, fmt.Sprintf("ADD from a URL or git repository (%s)", src))
+		switch {
+		case isGit(src) || (isURL(src) && (strings.HasSuffix(strings.SplitN(src, "#", 2)[0], ".git") || strings.Contains(src, ".git#"))):
+			return c.unsupported(cm.line, fmt.Sprintf("ADD from a git repository (%s)", src))
+		case isURL(src):
+			urls++
 		}
 	}
-	// Local tar archives are extracted unless --unpack=false; the executor
-	// tells an archive by its content, not its name.
-	unpack := x.Unpack == nil || *x.Unpack
-	return c.dispatchCopy(b, cm, copyArgs{
-		sd: x.SourcesAndDest, chown: x.Chown, chmod: x.Chmod, link: x.Link,
-		excludes: x.ExcludePatterns, add: true, unpack: unpack, text: x.String(),
-	})
+	if x.Checksum != "" && urls == 0 {
+		return fmt.Errorf("checksum requires HTTP(S) or Git sources")
+	}
+	if urls > 0 {
+		if len(x.SourcePaths) != 1 || cm.from != nil {
+			return c.unsupported(cm.line, "ADD of a URL together with other sources")
+		}
+		if x.Checksum != "" && !validChecksum(x.Checksum) {
+			return fmt.Errorf("invalid checksum %q: use sha256:<64 hex digits>", x.Checksum)
+		}
+		u := x.SourcePaths[0]
+		name := "download"
+		if p, err := url.Parse(u); err == nil {
+			if base := path.Base(p.Path); base != "/" && base != "." && base != "" {
+				name = base
+			}
+		}
+		a.urlFile = name
+		a.srcVertex = &dag.Vertex{
+			Op:   &dag.HTTPOp{URL: u, Checksum: x.Checksum, Filename: name},
+			Name: "[internal] download " + u, Pos: c.pos(cm.line),
+		}
+		// A download is extracted only when asked (--unpack=true).
+		a.unpack = x.Unpack != nil && *x.Unpack
+	}
+	return c.dispatchCopy(b, cm, a)
+}
+
+func validChecksum(s string) bool {
+	h, ok := strings.CutPrefix(s, "sha256:")
+	if !ok || len(h) != 64 {
+		return false
+	}
+	for _, r := range h {
+		if !strings.ContainsRune("0123456789abcdef", r) {
+			return false
+		}
+	}
+	return true
 }
 
 func (c *compiler) dispatchCopy(b *build, cm *cmd, a copyArgs) error {
@@ -68,6 +112,9 @@ func (c *compiler) dispatchCopy(b *build, cm *cmd, a copyArgs) error {
 		return fmt.Errorf("--chown=%s: user and group names can't be resolved when used with --link, use numeric uid[:gid] instead", a.chown)
 	}
 	src := inline
+	if a.srcVertex != nil {
+		src = a.srcVertex
+	}
 	if src == nil {
 		var err error
 		if src, err = c.copyFrom(b, cm); err != nil {
@@ -92,6 +139,10 @@ func (c *compiler) dispatchCopy(b *build, cm *cmd, a copyArgs) error {
 			return fmt.Errorf("source can't be a URL for COPY")
 		}
 		msg += " " + s
+		if a.urlFile != "" {
+			sources = append(sources, a.urlFile)
+			continue
+		}
 		sources = append(sources, sourcePath(s))
 	}
 	msg += " " + a.sd.DestPath

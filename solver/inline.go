@@ -43,12 +43,13 @@ func (s *Solver) materialize(v *dag.Vertex, op *dag.InlineOp) (string, error) {
 	return dir, nil
 }
 
-// dirOf is the host directory of a LocalOp or a materialised InlineOp.
+// dirOf is the host directory of a LocalOp, a materialised InlineOp or a
+// downloaded HTTPOp.
 func (s *Solver) dirOf(v *dag.Vertex) (string, bool) {
 	switch op := v.Op.(type) {
 	case *dag.LocalOp:
 		return op.Dir, true
-	case *dag.InlineOp:
+	case *dag.InlineOp, *dag.HTTPOp:
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		d, ok := s.dirs[v]
@@ -57,14 +58,12 @@ func (s *Solver) dirOf(v *dag.Vertex) (string, bool) {
 	return "", false
 }
 
-// removeDirs deletes the materialised inline dirs.
+// removeDirs deletes the materialised inline and download dirs.
 func (s *Solver) removeDirs() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for v, d := range s.dirs {
-		if _, ok := v.Op.(*dag.InlineOp); ok {
-			os.RemoveAll(d)
-		}
+		os.RemoveAll(d) // only materialised dirs are in the map
 		delete(s.dirs, v)
 	}
 }

@@ -143,6 +143,13 @@ func (s *Solver) build(ctx context.Context, v *dag.Vertex) ([]cache.Layer, dag.D
 			_, err = s.materialize(v, op)
 		}
 		return nil, key, err
+	case *dag.HTTPOp:
+		sum, err := s.download(ctx, v, op)
+		if err != nil {
+			return nil, "", err
+		}
+		key, err := dag.Key(v.Op, nil, sum)
+		return nil, key, err
 	}
 	s.opts.Progress.Queue(v) // the trace shows the wait for inputs and a slot
 	// Inputs first, all at once; no execution slot is held while waiting.
@@ -322,7 +329,7 @@ func (s *Solver) layerOver(ctx context.Context, base []cache.Layer, fn func(exec
 	if err != nil {
 		return nil, err
 	}
-	defer os.RemoveAll(tmp)
+	defer s.store.RemoveTemp(tmp)
 	root := executor.Rootfs{Lowers: s.store.SnapshotDirs(base), Upper: filepath.Join(tmp, "upper"), Work: filepath.Join(tmp, "work")}
 	for _, d := range []string{root.Upper, root.Work} {
 		if err := os.Mkdir(d, 0o755); err != nil {
