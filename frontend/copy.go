@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/url"
 	"path"
+	"regexp"
 	"strconv"
 	"strings"
 
@@ -232,8 +233,14 @@ func checkChmod(chmod string) error {
 	if strings.Trim(chmod, "0123456789") == "" {
 		return bad
 	}
-	return fmt.Errorf("--chmod=%s: symbolic modes are not supported yet, use an octal mode", chmod)
+	if !symbolicMode.MatchString(chmod) {
+		return fmt.Errorf("invalid chmod parameter: '%v': use an octal mode (0755) or chmod(1) symbolic clauses (u+x,go=rX)", chmod)
+	}
+	return nil
 }
+
+// symbolicMode is chmod(1)'s symbolic syntax: [ugoa]*[-+=]([rwxXst]*|[ugo]), comma-separated.
+var symbolicMode = regexp.MustCompile(`^[ugoa]*([-+=]([rwxXst]*|[ugo]))+(,[ugoa]*([-+=]([rwxXst]*|[ugo]))+)*$`)
 
 // chownByName reports whether "user[:group]" names a user or group rather
 // than numeric ids.

@@ -236,7 +236,11 @@ func readDockerfile(file, contextDir string) ([]byte, string, error) {
 // there is one, else the context's .dockerignore.
 func readDockerignore(contextDir, file, dfName string) ([]string, error) {
 	var candidates []string
-	if file != "" && file != "-" {
+	switch file {
+	case "":
+		candidates = append(candidates, filepath.Join(contextDir, "Dockerfile.dockerignore"))
+	case "-":
+	default:
 		candidates = append(candidates, file+".dockerignore")
 	}
 	candidates = append(candidates, filepath.Join(contextDir, ".dockerignore"))
