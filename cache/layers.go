@@ -143,7 +143,7 @@ func (s *Store) unpackBlob(ctx context.Context, d, diffID dag.Digest) (Layer, er
 	if err != nil {
 		return Layer{}, err
 	}
-	defer os.RemoveAll(tmp)
+	defer s.RemoveTemp(tmp)
 	h := sha256.New()
 	if _, err := layer.Apply(ctx, tmp, io.TeeReader(ur, h)); err != nil {
 		return Layer{}, fmt.Errorf("unpacking layer %s: %w", d, err)

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 
 	"github.com/kiln-build/kiln/solver/dag"
@@ -22,6 +23,8 @@ var ErrNotFound = errors.New("not found")
 // several goroutines and several processes at once.
 type Store struct {
 	root string
+
+	tmpLocks sync.Map // temp dir → *os.File holding its flock (see TempDir)
 }
 
 // DefaultRoot is $KILN_ROOT, else /var/lib/kiln for root and
@@ -63,13 +66,40 @@ func Open(root string) (*Store, error) {
 func (s *Store) Root() string { return s.root }
 
 // TempDir makes a fresh directory inside the store (same filesystem as
-// snapshots, so it can be renamed into place).
+// snapshots, so it can be renamed into place). It stays flocked by this
+// process until RemoveTemp (or exit), so that CleanTmp in another process
+// removes it only once its owner is dead.
 func (s *Store) TempDir(prefix string) (string, error) {
 	d, err := os.MkdirTemp(filepath.Join(s.root, "tmp"), prefix)
 	if err != nil {
 		return "", fmt.Errorf("store temp dir: %w", err)
 	}
+	// Locked first, then named as locked: CleanTmp never sees a locked-
+	// protocol dir that is not locked yet by a live owner.
+	f, err := lockTmp(d)
+	if err == nil {
+		err = os.Rename(d, d+lockedTmpSuffix)
+		if err != nil {
+			f.Close()
+		}
+	}
+	if err != nil {
+		os.RemoveAll(d)
+		return "", fmt.Errorf("store temp dir: %w", err)
+	}
+	d += lockedTmpSuffix
+	s.tmpLocks.Store(d, f)
 	return d, nil
+}
+
+// RemoveTemp removes a dir made by TempDir (if still there) and drops its
+// lock.
+func (s *Store) RemoveTemp(dir string) error {
+	err := os.RemoveAll(dir)
+	if f, ok := s.tmpLocks.LoadAndDelete(dir); ok {
+		f.(*os.File).Close()
+	}
+	return err
 }
 
 func randomID() string {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -75,5 +76,43 @@ COPY --from=b /x /b
 	fs := files(t, e.image("dedupe"))
 	if fs["/a"].data != "same\n" || fs["/b"].data != "same\n" {
 		t.Errorf("/a %q /b %q", fs["/a"].data, fs["/b"].data)
+	}
+}
+
+// --jobs N bounds how many steps run at once: two independent one-second
+// RUNs overlap with --jobs 2 and do not with --jobs 1. Judged from the
+// times the steps themselves write, not from wall time.
+func TestJobsLimitParallelSteps(t *testing.T) {
+	e := newEnv(t)
+	dir := e.context(map[string]string{
+		"Dockerfile": `ARG BASE
+FROM $BASE AS a
+RUN echo a && cut -d' ' -f1 /proc/uptime > /start && sleep 1 && cut -d' ' -f1 /proc/uptime > /end
+FROM $BASE AS b
+RUN echo b && cut -d' ' -f1 /proc/uptime > /start && sleep 1 && cut -d' ' -f1 /proc/uptime > /end
+FROM $BASE
+COPY --from=a /start /a.start
+COPY --from=a /end /a.end
+COPY --from=b /start /b.start
+COPY --from=b /end /b.end
+`,
+	})
+	for _, tc := range []struct {
+		jobs    string
+		overlap bool
+	}{{"2", true}, {"1", false}} {
+		e.mustKiln("build", "--no-cache", "--jobs", tc.jobs, "-t", "jobs", "--build-arg", "BASE="+e.base, dir)
+		fs := files(t, e.image("jobs"))
+		ns := func(p string) float64 { // seconds since boot, to 10 ms
+			n, err := strconv.ParseFloat(strings.TrimSpace(fs[p].data), 64)
+			if err != nil {
+				t.Fatalf("%s: %q", p, fs[p].data)
+			}
+			return n
+		}
+		as, ae, bs, be := ns("/a.start"), ns("/a.end"), ns("/b.start"), ns("/b.end")
+		if overlap := as < be && bs < ae; overlap != tc.overlap {
+			t.Errorf("--jobs %s: a ran %.2f..%.2f, b ran %.2f..%.2f: overlap %v, want %v", tc.jobs, as, ae, bs, be, overlap, tc.overlap)
+		}
 	}
 }

@@ -40,8 +40,8 @@ type fileExpect struct {
 }
 
 type configExpect struct {
-	Env          []string          `json:"env"`        // must contain
-	EnvAbsent    []string          `json:"envAbsent"`  // no entry with these names
+	Env          []string          `json:"env"`       // must contain
+	EnvAbsent    []string          `json:"envAbsent"` // no entry with these names
 	Cmd          *[]string         `json:"cmd"`
 	Entrypoint   *[]string         `json:"entrypoint"`
 	User         *string           `json:"user"`

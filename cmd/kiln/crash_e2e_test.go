@@ -2,10 +2,12 @@ package main
 
 import (
 	"bytes"
+	"errors"
 	"math/rand"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -51,6 +53,11 @@ RUN wc -l < /app/all > /app/count && rm -rf /app/data/b
 		_ = cmd.Wait()
 	}
 	r := e.mustKiln("build", "--progress=plain", "-t", "crash", "--build-arg", "BASE="+e.base, dir)
+	for _, name := range tmpLeft(t, e.root) {
+		if strings.HasSuffix(name, ".lk") { // a killed build's step or unpack dir
+			t.Errorf("a killed build's temp dir was not cleaned: %s", name)
+		}
+	}
 	fs := files(t, e.image("crash"))
 	if got := strings.TrimSpace(fs["/app/count"].data); got != "200" {
 		t.Errorf("/app/count = %q, want 200\n%s", got, r.stderr)
@@ -99,4 +106,114 @@ RUN wc -l < /app/all > /app/count && rm -rf /app/data/b
 	if out := e.mustKiln("run", "--rm", "crash", "cat", "/app/count"); strings.TrimSpace(out.stdout) != "200" {
 		t.Errorf("run after repair: %q", out.stdout)
 	}
+}
+
+// sleepers counts live processes running `sleep <arg>`.
+func sleepers(arg string) int {
+	n := 0
+	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+	for _, p := range procs {
+		b, err := os.ReadFile(p)
+		if err == nil && strings.HasSuffix(string(b), "sleep\x00"+arg+"\x00") {
+			n++
+		}
+	}
+	return n
+}
+
+// waitFor polls cond for up to 10 s.
+func waitFor(cond func() bool) bool {
+	for i := 0; i < 200; i++ {
+		if cond() {
+			return true
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return false
+}
+
+// tmpLeft lists what is left in the store's tmp dir.
+func tmpLeft(t *testing.T, root string) []string {
+	t.Helper()
+	ents, err := os.ReadDir(filepath.Join(root, "tmp"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range ents {
+		names = append(names, e.Name())
+	}
+	return names
+}
+
+// The first failing step cancels the others: their processes are killed,
+// their temp dirs removed, and the failure is what kiln reports.
+func TestFirstFailureCancelsTheRest(t *testing.T) {
+	e := newEnv(t)
+	dir := e.context(map[string]string{
+		"Dockerfile": `ARG BASE
+FROM $BASE AS slow
+RUN sleep 3171
+FROM $BASE AS failing
+RUN sleep 0.5 && exit 3
+FROM $BASE
+COPY --from=slow /etc/passwd /a
+COPY --from=failing /etc/passwd /b
+`,
+	})
+	r := e.kiln("", "build", "--jobs", "2", "--progress=plain", "--build-arg", "BASE="+e.base, dir)
+	if r.code != 3 || !strings.Contains(r.stderr, "exit 3") {
+		t.Errorf("exit %d, want the failing step's 3:\n%s", r.code, r.stderr)
+	}
+	if !waitFor(func() bool { return sleepers("3171") == 0 }) {
+		t.Error("the slow step's process outlived the build")
+	}
+	if left := tmpLeft(t, e.root); len(left) != 0 {
+		t.Errorf("temp dirs left in the store: %v", left)
+	}
+}
+
+// SIGINT and SIGTERM stop a build cleanly: its step's processes die, its
+// temp dirs go, exit status 130, and the store is consistent and usable.
+func TestSignalStopsABuildCleanly(t *testing.T) {
+	e := newEnv(t)
+	dir := e.context(map[string]string{
+		"Dockerfile": "ARG BASE\nFROM $BASE\nRUN echo before > /before\nARG N\nRUN echo $N && sleep 3172\n",
+	})
+	for i, sig := range []os.Signal{os.Interrupt, syscall.SIGTERM} {
+		cmd := exec.Command(os.Args[0], "--root", e.root, "build", "--progress=plain", "--build-arg", "BASE="+e.base, "--build-arg", "N="+strconv.Itoa(i), dir)
+		cmd.Env = append(os.Environ(), "KILN_TEST_MAIN=1")
+		var out bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &out
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		if !waitFor(func() bool { return sleepers("3172") == 1 }) {
+			cmd.Process.Kill()
+			cmd.Wait()
+			t.Fatalf("%v: the step never started:\n%s", sig, out.String())
+		}
+		if err := cmd.Process.Signal(sig); err != nil {
+			t.Fatal(err)
+		}
+		err := cmd.Wait()
+		var xe *exec.ExitError
+		if !errors.As(err, &xe) || xe.ExitCode() != 130 {
+			t.Errorf("%v: %v, want exit 130:\n%s", sig, err, out.String())
+		}
+		if sleepers("3172") != 0 {
+			t.Errorf("%v: the step's process outlived the build", sig)
+		}
+		if left := tmpLeft(t, e.root); len(left) != 0 {
+			t.Errorf("%v: temp dirs left in the store: %v", sig, left)
+		}
+	}
+	if r := e.mustKiln("store", "check"); !strings.Contains(r.stdout, "store is consistent") {
+		t.Errorf("store check:\n%s", r.stdout)
+	}
+	// The step done before the signal is cached.
+	r := e.mustKiln("build", "--progress=plain", "--build-arg", "BASE="+e.base, e.context(map[string]string{
+		"Dockerfile": "ARG BASE\nFROM $BASE\nRUN echo before > /before\n",
+	}))
+	wantStatus(t, r.stderr, map[string]string{"[2/2] RUN echo before": "CACHED"})
 }
