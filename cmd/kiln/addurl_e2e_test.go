@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -13,6 +14,10 @@ import (
 func TestAddURL(t *testing.T) {
 	e := newEnv(t)
 	content := "remote content v1\n"
+	// The handler runs on the server's goroutines; the test changes the
+	// served content between builds, so it is shared through an atomic.
+	var served atomic.Value
+	served.Store(content)
 	modified := time.Date(2024, 5, 6, 7, 8, 9, 0, time.UTC)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path != "/files/tool.txt" {
@@ -20,7 +25,7 @@ func TestAddURL(t *testing.T) {
 			return
 		}
 		w.Header().Set("Last-Modified", modified.Format(http.TimeFormat))
-		w.Write([]byte(content))
+		w.Write([]byte(served.Load().(string)))
 	}))
 	defer srv.Close()
 	sum := sha256.Sum256([]byte(content))
@@ -51,6 +56,7 @@ func TestAddURL(t *testing.T) {
 		t.Errorf("unchanged download re-ran steps:\n%s", r.stderr)
 	}
 	content = "remote content v2\n"
+	served.Store(content)
 	r := build(good)
 	if r.code == 0 || !strings.Contains(r.stderr, "checksum mismatch") {
 		t.Errorf("a download that no longer matches --checksum must fail: exit %d\n%s", r.code, r.stderr)
