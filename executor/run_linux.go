@@ -59,6 +59,7 @@ type status struct {
 	Error   string `json:"error,omitempty"`
 	Kind    string `json:"kind,omitempty"`    // which typed error Error is, to rebuild it in the parent
 	Source  string `json:"source,omitempty"`  // NotFoundError.Source
+	Pattern string `json:"pattern,omitempty"` // NotFoundError.ExcludedBy
 	Started bool   `json:"started,omitempty"` // run: the child is about to exec the user's program
 	// Created are file mount points the child had to create (relative to
 	// the rootfs); the parent removes them from the upper dir afterwards.
@@ -366,7 +367,7 @@ func errorStatus(err error) status {
 	var nf *fscopy.NotFoundError
 	switch {
 	case errors.As(err, &nf) && nf.Error() == st.Error:
-		st.Kind, st.Source = kindNotFound, nf.Source
+		st.Kind, st.Source, st.Pattern = kindNotFound, nf.Source, nf.ExcludedBy
 	case errors.Is(err, fscopy.ErrDestNotDir) && fscopy.ErrDestNotDir.Error() == st.Error:
 		st.Kind = kindDestNotDir
 	}
@@ -377,7 +378,7 @@ func errorStatus(err error) status {
 func (st status) err() error {
 	switch st.Kind {
 	case kindNotFound:
-		if e := (&fscopy.NotFoundError{Source: st.Source}); e.Error() == st.Error {
+		if e := (&fscopy.NotFoundError{Source: st.Source, ExcludedBy: st.Pattern}); e.Error() == st.Error {
 			return e
 		}
 	case kindDestNotDir:

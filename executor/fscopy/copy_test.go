@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -203,6 +204,31 @@ func TestNotFoundErrorText(t *testing.T) {
 	var nf *NotFoundError
 	if err := Walk(context.Background(), src, Options{Sources: []string{"missing"}}, func(string, os.FileInfo) error { return nil }); !errors.As(err, &nf) {
 		t.Fatalf("Walk error = %v, want NotFoundError", err)
+	}
+	// A source that exists but is excluded says which pattern hides it;
+	// a later "!" re-include of it leaves it found.
+	if err := os.WriteFile(filepath.Join(src, "secret"), []byte("s"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		excludes []string
+		want     string
+	}{
+		{[]string{"secret"}, "secret"},
+		{[]string{"*.md", "sec*", "other"}, "sec*"},
+		{[]string{"secret", "!secret", "s*"}, "s*"},
+	} {
+		err := Walk(context.Background(), src, Options{Sources: []string{"secret"}, Excludes: tc.excludes}, func(string, os.FileInfo) error { return nil })
+		if !errors.As(err, &nf) || nf.ExcludedBy != tc.want {
+			t.Errorf("excludes %q: error = %v, want one naming %q", tc.excludes, err, tc.want)
+		}
+		if tc.want != "" && !strings.Contains(err.Error(), "excluded by the pattern") {
+			t.Errorf("excludes %q: error text %q does not say why", tc.excludes, err)
+		}
+	}
+	err = Walk(context.Background(), src, Options{Sources: []string{"secret"}, Excludes: []string{"secret", "!secret"}}, func(string, os.FileInfo) error { return nil })
+	if err != nil {
+		t.Errorf("re-included source: %v", err)
 	}
 }
 

@@ -38,9 +38,18 @@ type Options struct {
 
 // NotFoundError is returned when a literal (non-wildcard) source does not
 // exist or is excluded.
-type NotFoundError struct{ Source string }
+type NotFoundError struct {
+	Source     string
+	ExcludedBy string // the exclude pattern that hides an existing source, if that is why
+}
 
-func (e *NotFoundError) Error() string { return fmt.Sprintf("%q: not found", e.Source) }
+func (e *NotFoundError) Error() string {
+	if e.ExcludedBy != "" {
+		return fmt.Sprintf("%q: not found: it is excluded by the pattern %q (.dockerignore or --exclude); "+
+			"remove that pattern or re-include the path with a \"!\" line", e.Source, e.ExcludedBy)
+	}
+	return fmt.Sprintf("%q: not found", e.Source)
+}
 
 // ErrDestNotDir is returned when several sources or a wildcard are copied
 // to a destination that is not a directory.

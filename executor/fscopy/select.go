@@ -74,6 +74,37 @@ func (s *selector) excluded(rel string) (bool, error) {
 	return ex, nil
 }
 
+// excludedBy names the exclude pattern that hides rel, a literal source
+// that was not found, so the error can say why; "" when rel really is
+// missing. Only error paths call it.
+func (s *selector) excludedBy(rel string) string {
+	if s.pm == nil || rel == "." {
+		return ""
+	}
+	parent, err := securejoin.SecureJoin(s.root, path.Dir(rel))
+	if err != nil {
+		return ""
+	}
+	if _, err := os.Lstat(filepath.Join(parent, path.Base(rel))); err != nil {
+		return ""
+	}
+	// The last pattern that matches decides, as in .dockerignore.
+	by := ""
+	for _, p := range s.pm.Patterns() {
+		one, err := patternmatcher.New([]string{strings.TrimPrefix(p.String(), "!")})
+		if err != nil {
+			continue
+		}
+		if m, err := one.MatchesOrParentMatches(rel); err == nil && m {
+			by = ""
+			if !p.Exclusion() {
+				by = p.String()
+			}
+		}
+	}
+	return by
+}
+
 // relOf returns abs (inside the root, symlink-free) relative to the root.
 func (s *selector) relOf(abs string) string {
 	r, err := filepath.Rel(s.root, abs)
@@ -100,7 +131,7 @@ func (s *selector) expand(ctx context.Context, sources []string) (ms []match, wi
 				return nil, false, err
 			}
 			if !ok {
-				return nil, false, &NotFoundError{Source: src}
+				return nil, false, &NotFoundError{Source: src, ExcludedBy: s.excludedBy(rel)}
 			}
 			ms = append(ms, m)
 			continue
