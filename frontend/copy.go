@@ -137,7 +137,7 @@ func (c *compiler) dispatchCopy(b *build, cm *cmd, a copyArgs) error {
 	}
 	for _, s := range a.sd.SourcePaths {
 		if !a.add && isURL(s) {
-			return fmt.Errorf("source can't be a URL for COPY")
+			return fmt.Errorf("source can't be a URL for COPY: use ADD to download it")
 		}
 		msg += " " + s
 		if a.urlFile != "" {

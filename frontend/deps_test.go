@@ -29,7 +29,8 @@ func TestParserWarnings(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(res.Warnings) != 1 || !strings.HasPrefix(res.Warnings[0], "Dockerfile:4: Empty continuation line") {
-		t.Errorf("Warnings = %q, want one empty-continuation warning", res.Warnings)
+	want := "NoEmptyContinuation: Empty continuation line (line 4)"
+	if len(res.Warnings) != 1 || res.Warnings[0].String() != want {
+		t.Errorf("Warnings = %q, want %q", res.Warnings, want)
 	}
 }

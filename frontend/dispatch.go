@@ -18,9 +18,11 @@ var defaultShell = []string{"/bin/sh", "-c"}
 // per instruction updates the filesystem chain and the config.
 func (c *compiler) dispatch(b *build, cm *cmd) error {
 	b.trig = cm.onbuild
+	lint := c.lint.WithMergedConfigFromComments(cm.Comments())
+	expand := c.expander(b, cm, lint, b.lex)
 	if _, isArg := cm.Command.(*instructions.ArgCommand); !isArg {
 		if ex, ok := cm.Command.(instructions.SupportsSingleWordExpansion); ok {
-			if err := ex.Expand(b.expand); err != nil {
+			if err := ex.Expand(expand); err != nil {
 				return c.errAt(cm.line, err)
 			}
 		}
@@ -28,20 +30,17 @@ func (c *compiler) dispatch(b *build, cm *cmd) error {
 	// Heredoc contents (COPY <<EOF with an unquoted word): variables are
 	// expanded, quotes kept, as BuildKit does.
 	if ex, ok := cm.Command.(instructions.SupportsSingleWordExpansionRaw); ok {
-		err := ex.ExpandRaw(func(word string) (string, error) {
-			lex := shell.NewLex('\\')
-			lex.SkipProcessQuotes = true
-			w, _, err := lex.ProcessWord(word, b)
-			return w, err
-		})
-		if err != nil {
+		lex := shell.NewLex('\\')
+		lex.SkipProcessQuotes = true
+		if err := ex.ExpandRaw(c.expander(b, cm, lint, lex)); err != nil {
 			return c.errAt(cm.line, err)
 		}
 	}
+	c.checkCommand(b, cm, lint)
 	var err error
 	switch x := cm.Command.(type) {
 	case *instructions.ArgCommand:
-		err = c.dispatchArg(b, x)
+		err = c.dispatchArg(b, x, expand)
 	case *instructions.EnvCommand:
 		msg := "ENV"
 		for _, e := range x.Env {
@@ -134,12 +133,6 @@ func (c *compiler) dispatch(b *build, cm *cmd) error {
 	return nil
 }
 
-// expand is the builder-side variable expansion of one word.
-func (b *build) expand(word string) (string, error) {
-	w, _, err := b.lex.ProcessWord(word, b)
-	return w, err
-}
-
 // title is an instruction's progress text: its source with variables
 // expanded where possible and the keyword upper-cased, as BuildKit shows it.
 func (b *build) title(src string, raw bool) string {
@@ -169,7 +162,7 @@ func (b *build) withShell(c instructions.ShellDependantCmdLine) []string {
 	return append(slices.Clone(sh), strings.Join(c.CmdLine, " "))
 }
 
-func (c *compiler) dispatchArg(b *build, x *instructions.ArgCommand) error {
+func (c *compiler) dispatchArg(b *build, x *instructions.ArgCommand, expand func(string) (string, error)) error {
 	parts := make([]string, 0, len(x.Args))
 	for _, a := range x.Args {
 		c.used[a.Key] = true
@@ -179,7 +172,7 @@ func (c *compiler) dispatchArg(b *build, x *instructions.ArgCommand) error {
 		case hasValue:
 			val = &bv
 		case a.Value != nil:
-			v, err := b.expand(*a.Value)
+			v, err := expand(*a.Value)
 			if err != nil {
 				return err
 			}

@@ -3,5 +3,7 @@
 //
 // It follows BuildKit's Dockerfile frontend (parsing, variable expansion,
 // ARG scoping, history, progress names) but runs nothing and does no I/O:
-// base images are resolved through the injected ImageResolver.
+// base images are resolved through the injected ImageResolver. It also
+// runs BuildKit's build checks (the linter rules, configured by the check
+// directive) and reports their violations as Result.Warnings.
 package frontend

@@ -8,6 +8,8 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/kiln-build/kiln/solver/dag"
+	"github.com/moby/buildkit/frontend/dockerfile/linter"
+	"github.com/moby/patternmatcher"
 )
 
 // ImageResolver resolves a FROM / COPY --from image reference. The solver/cmd
@@ -28,13 +30,18 @@ type Options struct {
 	Target     string            // --target: stage name; "" = last stage
 	Platform   string            // "linux/amd64"
 	Resolver   ImageResolver
+
+	// Check makes every build-check violation an error, as error=true in
+	// the check directive does, and, without a Target, checks every stage
+	// rather than the ones the target needs (`docker build --check`).
+	Check bool
 }
 
 // Result is a compiled Dockerfile.
 type Result struct {
 	Root     *dag.Vertex   // the target stage's final filesystem
 	Config   v1.ConfigFile // image config; RootFS and Created are left for the exporter
-	Warnings []string
+	Warnings []Warning     // build-check violations sorted by line, then the others
 }
 
 // Compile turns o.Dockerfile into the graph that builds o.Target. Every
@@ -44,15 +51,23 @@ func Compile(ctx context.Context, o Options) (*Result, error) {
 		o.Filename = "Dockerfile"
 	}
 	c := &compiler{
-		ctx:    ctx,
-		o:      o,
-		lines:  strings.Split(strings.ReplaceAll(string(o.Dockerfile), "\r\n", "\n"), "\n"),
-		images: map[string]*resolvedImage{},
-		copied: map[string]*dag.Vertex{},
-		used:   map[string]bool{},
+		ctx:      ctx,
+		o:        o,
+		lines:    strings.Split(strings.ReplaceAll(string(o.Dockerfile), "\r\n", "\n"), "\n"),
+		endLines: map[int]int{},
+		images:   map[string]*resolvedImage{},
+		copied:   map[string]*dag.Vertex{},
+		used:     map[string]bool{},
+		metaArgs: map[string]bool{},
 	}
 	if len(o.Dockerfile) == 0 {
 		return nil, c.errorf(0, "the Dockerfile cannot be empty")
+	}
+	if err := c.checkSyntax(); err != nil {
+		return nil, err
+	}
+	if err := c.newLinter(); err != nil {
+		return nil, err
 	}
 	if err := c.parse(); err != nil {
 		return nil, err
@@ -61,11 +76,21 @@ func Compile(ctx context.Context, o Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	if o.Check && o.Target == "" {
+		for _, s := range c.stages {
+			if _, err := c.compileStage(s); err != nil {
+				return nil, err
+			}
+		}
+	}
 	b, err := c.compileStage(target)
 	if err != nil {
 		return nil, err
 	}
-	res := &Result{Root: b.vertex, Config: cloneConfig(b.cfg), Warnings: c.warnings}
+	if err := c.lintError(); err != nil {
+		return nil, err
+	}
+	res := &Result{Root: b.vertex, Config: cloneConfig(b.cfg), Warnings: append(sortWarnings(c.checks), c.other...)}
 	root := target
 	for root.base != nil {
 		root = root.base
@@ -74,7 +99,7 @@ func Compile(ctx context.Context, o Options) (*Result, error) {
 		res.Config.OS, res.Config.Architecture, res.Config.Variant = os, arch, variant
 	}
 	if unused := c.unusedBuildArgs(); len(unused) > 0 {
-		res.Warnings = append(res.Warnings, fmt.Sprintf("[Warning] One or more build-args %v were not consumed", unused))
+		res.Warnings = append(res.Warnings, Warning{Message: fmt.Sprintf("One or more build-args %v were not consumed", unused)})
 	}
 	return res, nil
 }
@@ -83,15 +108,22 @@ func Compile(ctx context.Context, o Options) (*Result, error) {
 type compiler struct {
 	ctx      context.Context
 	o        Options
-	lines    []string // the Dockerfile's lines, for Error.Source
+	lines    []string    // the Dockerfile's lines, for Error.Source
+	endLines map[int]int // an instruction's first line → its last
+	src      *source
 	escape   rune
 	stages   []*stage
-	global   *argScope // meta ARGs and the automatic platform ARGs; FROM lines only
+	global   *argScope       // meta ARGs and the automatic platform ARGs; FROM lines only
+	metaArgs map[string]bool // every ARG name declared before the first FROM
 	images   map[string]*resolvedImage
 	copied   map[string]*dag.Vertex // COPY --from=<image> vertices by ref
 	context  *dag.Vertex            // the one shared build-context LocalOp
 	used     map[string]bool        // build-arg names some ARG declared
-	warnings []string
+
+	lint   *linter.Linter
+	checks []Warning // build-check violations
+	other  []Warning // warnings that are no build check
+	ignore *patternmatcher.PatternMatcher
 }
 
 // contextVertex returns the single LocalOp vertex every context copy shares.

@@ -45,7 +45,7 @@ func render(t *testing.T, res *Result) string {
 	sb.Write(cfg)
 	sb.WriteString("\n# warnings\n")
 	for _, w := range res.Warnings {
-		sb.WriteString(w + "\n")
+		sb.WriteString(w.String() + "\n")
 	}
 	return sb.String()
 }

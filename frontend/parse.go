@@ -23,6 +23,7 @@ type stage struct {
 	platform string // FROM --platform, expanded; "" = Options.Platform
 	base     *stage // set when FROM names an earlier stage
 	cmds     []*cmd
+	from     *instructions.Stage // as parsed, for the build checks
 
 	building bool
 	out      *build // set once compiled
@@ -51,20 +52,19 @@ func (c *compiler) parse() error {
 	}
 	c.escape = res.EscapeToken
 	for _, w := range res.Warnings {
-		msg := w.Short
-		if w.Location != nil {
-			msg = fmt.Sprintf("%s:%d: %s", c.o.Filename, w.Location.Start.Line, w.Short)
-		}
-		c.warnings = append(c.warnings, msg)
+		c.parserWarning(w)
 	}
 
 	var metaArgs []*instructions.ArgCommand
 	var metaLines []int
 	for _, node := range res.AST.Children {
+		c.endLines[node.StartLine] = node.EndLine
+	}
+	for _, node := range res.AST.Children {
 		if _, ok := command.Commands[strings.ToLower(node.Value)]; !ok {
 			return c.errAt(node.StartLine, fmt.Errorf("%s", withSuggestion("unknown instruction: "+node.Value, node.Value, instructionNames())))
 		}
-		v, err := instructions.ParseInstruction(node)
+		v, err := instructions.ParseInstructionWithLinter(node, c.lint)
 		if err != nil {
 			return c.errAt(node.StartLine, err)
 		}
@@ -76,6 +76,7 @@ func (c *compiler) parse() error {
 				line:     node.StartLine,
 				baseName: v.BaseName,
 				platform: v.Platform,
+				from:     v,
 			})
 		case *instructions.ArgCommand:
 			if len(c.stages) == 0 {
@@ -86,7 +87,7 @@ func (c *compiler) parse() error {
 			c.addCmd(v, node.StartLine)
 		case instructions.Command:
 			if len(c.stages) == 0 {
-				return c.errorf(node.StartLine, "no build stage in current context")
+				return c.errorf(node.StartLine, "no build stage in current context: only ARG can come before the first FROM")
 			}
 			c.addCmd(v, node.StartLine)
 		default:
@@ -94,8 +95,10 @@ func (c *compiler) parse() error {
 		}
 	}
 	if len(c.stages) == 0 {
-		return c.errorf(0, "dockerfile contains no stages to build")
+		return c.errorf(0, "dockerfile contains no stages to build: add a FROM instruction")
 	}
+	c.checkStages()
+	c.checkDefaultBaseNames(metaArgs)
 	if err := c.globalArgs(metaArgs, metaLines); err != nil {
 		return err
 	}
@@ -133,30 +136,12 @@ func instructionNames() []string {
 // globalArgs evaluates the ARGs before the first FROM, over the automatic
 // platform ARGs, with --build-arg values winning over defaults.
 func (c *compiler) globalArgs(metaArgs []*instructions.ArgCommand, lines []int) error {
-	c.global = &argScope{}
-	os, arch, variant, _ := splitPlatform(c.o.Platform)
-	targetStage := c.o.Target
-	if targetStage == "" {
-		targetStage = c.stages[len(c.stages)-1].name
-	}
-	if targetStage == "" {
-		targetStage = "default"
-	}
-	for _, kv := range [][2]string{
-		{"BUILDPLATFORM", c.o.Platform}, {"BUILDOS", os}, {"BUILDOSVERSION", ""}, {"BUILDARCH", arch}, {"BUILDVARIANT", variant},
-		{"TARGETPLATFORM", c.o.Platform}, {"TARGETOS", os}, {"TARGETOSVERSION", ""}, {"TARGETARCH", arch}, {"TARGETVARIANT", variant},
-		{"TARGETSTAGE", targetStage},
-	} {
-		v := kv[1]
-		if bv, ok := c.o.BuildArgs[kv[0]]; ok {
-			v = bv
-		}
-		c.global.set(kv[0], v)
-	}
+	c.global = c.platformArgs()
 	lex := c.lexer()
 	for i, a := range metaArgs {
 		for _, kv := range a.Args {
 			c.used[kv.Key] = true
+			c.metaArgs[kv.Key] = true
 			if bv, ok := c.o.BuildArgs[kv.Key]; ok {
 				c.global.set(kv.Key, bv)
 				continue
@@ -174,19 +159,57 @@ func (c *compiler) globalArgs(metaArgs []*instructions.ArgCommand, lines []int) 
 	return nil
 }
 
+// platformArgs are the automatic global ARGs; a --build-arg of the same
+// name replaces the value.
+func (c *compiler) platformArgs() *argScope {
+	args := &argScope{}
+	os, arch, variant, _ := splitPlatform(c.o.Platform)
+	targetStage := c.o.Target
+	if targetStage == "" {
+		targetStage = c.stages[len(c.stages)-1].name
+	}
+	if targetStage == "" {
+		targetStage = "default"
+	}
+	for _, kv := range [][2]string{
+		{"BUILDPLATFORM", c.o.Platform}, {"BUILDOS", os}, {"BUILDOSVERSION", ""}, {"BUILDARCH", arch}, {"BUILDVARIANT", variant},
+		{"TARGETPLATFORM", c.o.Platform}, {"TARGETOS", os}, {"TARGETOSVERSION", ""}, {"TARGETARCH", arch}, {"TARGETVARIANT", variant},
+		{"TARGETSTAGE", targetStage},
+	} {
+		v := kv[1]
+		if bv, ok := c.o.BuildArgs[kv[0]]; ok {
+			v = bv
+		}
+		args.set(kv[0], v)
+	}
+	return args
+}
+
 // resolveFrom expands FROM's image and --platform with the global ARGs and
 // links the stage to an earlier stage of that name.
 func (c *compiler) resolveFrom(lex *shell.Lex, s *stage) error {
-	name, _, err := lex.ProcessWord(s.baseName, c.global)
+	nameMatch, err := lex.ProcessWordWithMatches(s.baseName, c.global)
+	var platMatch *shell.ProcessWordResult
+	var platErr error
+	if s.platform != "" {
+		m, err := lex.ProcessWordWithMatches(s.platform, c.global)
+		platMatch, platErr = &m, err
+	}
+	c.checkFrom(s, nameMatch, platMatch)
 	if err != nil {
 		return c.errAt(s.line, err)
 	}
+	name := nameMatch.Result
 	if name == "" {
-		return c.errorf(s.line, "base name (%s) should not be blank", s.baseName)
+		e := c.errorf(s.line, "base name (%s) should not be blank", s.baseName)
+		if vars := slices.Concat(sortedKeys(nameMatch.Matched), sortedKeys(nameMatch.Unmatched)); len(vars) > 0 {
+			e.Msg += fmt.Sprintf(": give ARG %s a default before the first FROM, or pass --build-arg %s=IMAGE", vars[0], vars[0])
+		}
+		return e
 	}
 	s.baseName = name
 	if s.platform != "" {
-		p, _, err := lex.ProcessWord(s.platform, c.global)
+		p, err := platMatch.Result, platErr
 		if err != nil {
 			return c.errAt(s.line, fmt.Errorf("failed to process arguments for platform %s: %w", s.platform, err))
 		}
@@ -232,7 +255,7 @@ func (c *compiler) copySource(lex *shell.Lex, from string) (*copySource, error) 
 	}
 	if i, err := strconv.Atoi(from); err == nil {
 		if i < 0 || i >= len(c.stages) {
-			return nil, fmt.Errorf("invalid stage index %d", i)
+			return nil, fmt.Errorf("invalid stage index %d: the stages are numbered from 0 to %d in the order of their FROM", i, len(c.stages)-1)
 		}
 		return &copySource{stage: c.stages[i]}, nil
 	}
@@ -310,7 +333,17 @@ func (c *compiler) target() (*stage, error) {
 			names = append(names, s.name)
 		}
 	}
-	return nil, c.errorf(0, "%s", withSuggestion(fmt.Sprintf("target stage %q could not be found", c.o.Target), c.o.Target, names))
+	msg := fmt.Sprintf("target stage %q could not be found", c.o.Target)
+	switch {
+	case suggest(c.o.Target, names) != "":
+		msg = withSuggestion(msg, c.o.Target, names)
+	case len(names) == 0:
+		msg += ": no stage has a name (FROM image AS name)"
+	default:
+		slices.Reverse(names)
+		msg += ": the named stages are " + strings.Join(names, ", ")
+	}
+	return nil, c.errorf(0, "%s", msg)
 }
 
 // argScope is an ordered set of variables; it is the shell.EnvGetter for

@@ -1,6 +1,7 @@
 package frontend
 
 import (
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -30,6 +31,9 @@ type build struct {
 	total  int           // progress total
 	lex    *shell.Lex    // variable expansion
 	trig   bool          // the instruction being dispatched is an ONBUILD trigger
+
+	workdirSet bool                      // a WORKDIR of this Dockerfile ran (build checks)
+	once       map[string][]parser.Range // the last CMD, ENTRYPOINT, HEALTHCHECK (build checks)
 }
 
 type stageArg struct {
@@ -67,6 +71,7 @@ func (c *compiler) compileStage(s *stage) (*build, error) {
 		b.vertex = pb.vertex
 		b.cfg = cloneConfig(pb.cfg)
 		b.args = slices.Clone(pb.args)
+		b.workdirSet = pb.workdirSet
 		// the base stage's own ONBUILD triggers run here and are not inherited further
 		triggers = b.cfg.Config.OnBuild
 		b.cfg.Config.OnBuild = nil
@@ -79,6 +84,7 @@ func (c *compiler) compileStage(s *stage) (*build, error) {
 		if err != nil {
 			return nil, err
 		}
+		c.checkImagePlatform(s.baseName, c.stagePlatform(s), img, s.from.Location)
 		b.cfg = cloneConfig(img.cfg)
 		b.cfg.Created = v1.Time{}
 		b.cfg.RootFS = v1.RootFS{}
@@ -192,8 +198,13 @@ func (c *compiler) imageVertex(ref, platform string, line int) (*dag.Vertex, err
 	}
 	img, err := c.resolve(ref, platform, line)
 	if err != nil {
+		var e *Error
+		if errors.As(err, &e) {
+			e.Msg = fmt.Sprintf("--from=%s names no build stage of this Dockerfile, so it was taken as an image: %s", ref, e.Msg)
+		}
 		return nil, err
 	}
+	c.checkImagePlatform(ref, platform, img, c.location(line))
 	v := &dag.Vertex{
 		Op:   &dag.ImageOp{Ref: img.canonical, Digest: string(img.digest), Platform: platform},
 		Name: "FROM " + imageName(img),

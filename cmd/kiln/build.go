@@ -36,6 +36,7 @@ type buildFlags struct {
 	noCacheFilter []string
 	secrets       []string
 	trace         string
+	check         bool
 }
 
 func newBuildCmd(g *globalFlags) *cobra.Command {
@@ -66,6 +67,7 @@ func newBuildCmd(g *globalFlags) *cobra.Command {
 	fl.BoolVar(&f.explain, "explain", false, "same as --explain-cache")
 	fl.StringArrayVar(&f.secrets, "secret", nil, `a secret for RUN --mount=type=secret: "id=ID,src=FILE", "id=ID,env=VAR" or "id=ID" (the env var ID)`)
 	fl.StringSliceVar(&f.noCacheFilter, "no-cache-filter", nil, "do not use the cache for these stages (comma-separated names)")
+	fl.BoolVar(&f.check, "check", false, "only run the build checks: print every violation, exit 1 if there is any; no step runs")
 	return cmd
 }
 
@@ -141,12 +143,17 @@ func runBuild(cmd *cobra.Command, g *globalFlags, f *buildFlags, contextArg stri
 		Target:     f.target,
 		Platform:   f.platform,
 		Resolver:   &solver.Resolver{Store: store, Policy: policy, Progress: progress.Progress},
+		Check:      f.check,
 	})
 	if err != nil {
 		return err
 	}
-	for _, w := range res.Warnings {
-		progress.Printf("%s\n", w)
+	if f.check { // no violation, or Compile would have failed
+		progress.Printf("%s", frontend.CheckReport(res.Warnings))
+		return nil
+	}
+	for _, l := range frontend.WarningSummary(res.Warnings) {
+		progress.Printf("%s\n", l)
 	}
 	s := solver.New(store, solver.Options{
 		Jobs: f.jobs, NoCache: f.noCache, Progress: progress.Progress,

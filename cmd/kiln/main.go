@@ -14,6 +14,7 @@ import (
 
 	"github.com/kiln-build/kiln/cache"
 	"github.com/kiln-build/kiln/executor"
+	"github.com/kiln-build/kiln/frontend"
 	"github.com/kiln-build/kiln/solver"
 )
 
@@ -38,6 +39,10 @@ func exitCode(err error) int {
 	if errors.As(err, &xe) && !isStepError(err) {
 		// kiln run: the container's status, already visible in its output.
 		return xe.Code
+	}
+	var fe *frontend.Error
+	if errors.As(err, &fe) {
+		fmt.Fprint(os.Stderr, fe.Snippet()) // the Dockerfile around it, as BuildKit shows it
 	}
 	fmt.Fprintf(os.Stderr, "ERROR: %v\n", err)
 	var se *solver.StepError
