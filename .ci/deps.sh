@@ -3,7 +3,7 @@
 set -euo pipefail
 need=()
 command -v busybox >/dev/null || [ -x /bin/busybox ] || need+=(busybox-static)
-for p in skopeo umoci podman runc; do command -v "$p" >/dev/null || need+=("$p"); done
+for p in skopeo umoci podman runc buildah; do command -v "$p" >/dev/null || need+=("$p"); done
 command -v jq >/dev/null || need+=(jq)
 [ ${#need[@]} -eq 0 ] && exit 0
 echo "installing: ${need[*]}"
