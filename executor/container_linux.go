@@ -133,9 +133,13 @@ func lookPath(name string, env []string) (string, error) {
 }
 
 func setCredentials(id user.Identity) error {
-	groups := make([]int, len(id.Groups))
-	for i, g := range id.Groups {
-		groups[i] = int(g)
+	// The primary gid leads the supplementary groups, as BuildKit's
+	// executor has it (ensureAdditionalGids): `id` shows groups=GID,...
+	groups := []int{int(id.GID)}
+	for _, g := range id.Groups {
+		if g != id.GID {
+			groups = append(groups, int(g))
+		}
 	}
 	// syscall's versions apply to every thread of the process.
 	if err := syscall.Setgroups(groups); err != nil {

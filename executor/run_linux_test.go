@@ -14,6 +14,10 @@ import (
 	"github.com/kiln-build/kiln/executor"
 )
 
+// groupsCmd prints the process's supplementary groups (the kernel's list,
+// sorted), which `id -G` would blur with the primary gid.
+var groupsCmd = []string{"sh", "-c", "while read k v; do if [ $k = Groups: ]; then echo $v; fi; done < /proc/self/status"}
+
 func TestRunOutput(t *testing.T) {
 	requireRoot(t)
 	root := baseRootfs(t)
@@ -40,6 +44,12 @@ func TestRunOutput(t *testing.T) {
 		{"user root", executor.Process{Args: []string{"sh", "-c", "id -u; id -g"}}, executor.Options{}, "0\n0\n"},
 		{"user by name", executor.Process{Args: []string{"sh", "-c", "id -u; id -g; id -G"}, User: "user"}, executor.Options{}, "1000\n1000\n1000 10\n"},
 		{"user uid:gid", executor.Process{Args: []string{"sh", "-c", "id -u; id -g"}, User: "1000:0"}, executor.Options{}, "1000\n0\n"},
+		// The primary gid always leads the groups, as with BuildKit.
+		{"groups of root", executor.Process{Args: groupsCmd}, executor.Options{}, "0\n"},
+		{"groups of uid:gid", executor.Process{Args: groupsCmd, User: "1000:0"}, executor.Options{}, "0\n"},
+		{"groups of unknown uid", executor.Process{Args: groupsCmd, User: "4321"}, executor.Options{}, "0\n"},
+		{"groups of user:group", executor.Process{Args: groupsCmd, User: "0:1000"}, executor.Options{}, "1000\n"},
+		{"groups of user", executor.Process{Args: groupsCmd, User: "user"}, executor.Options{}, "10 1000\n"},
 		{"stdin", executor.Process{Args: []string{"cat"}, Stdin: strings.NewReader("from stdin\n")}, executor.Options{}, "from stdin\n"},
 		{"existing cwd", executor.Process{Args: []string{"pwd"}, Cwd: "/tmp"}, executor.Options{}, "/tmp\n"},
 		// Docker's default capability set, nothing more.

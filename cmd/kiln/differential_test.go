@@ -142,13 +142,6 @@ var differentialCases = map[string]diffCase{
 	"differential/10-args-in-instructions": {known: []known{
 		{"layers", buildahDiffers, workdirLayer},
 		{"/opt/x/vol", buildahDiffers, "VOLUME creates no directory in BuildKit (config only); buildah 1.28 creates it at the next RUN"}}},
-	// TODO(lead): kiln bug. BuildKit always runs RUN with the primary gid
-	// first among the supplementary groups, then the user's groups from
-	// /etc/group (executor/oci/user.go GetUser, ensureAdditionalGids); kiln
-	// sets only the /etc/group ones, so `id` lacks groups=<gid>.
-	"differential/11-user-ids": {known: each(kilnBug,
-		"kiln bug: a RUN process lacks its primary gid among its supplementary groups; BuildKit and buildah include it",
-		"/tmp/id-root", "/tmp/id-4321", "/tmp/id-user", "/tmp/id-user-root", "/tmp/id-0-1000")},
 }
 
 // buildahStubs are files and directories buildah 1.28 creates in the rootfs
