@@ -89,7 +89,7 @@ func runChild(s *spec) error {
 	if err := unix.Prctl(unix.PR_SET_PDEATHSIG, uintptr(unix.SIGKILL), 0, 0, 0); err != nil {
 		return fmt.Errorf("setting parent-death signal: %w", err)
 	}
-	report(status{Started: true, Created: created})
+	report(status{Started: true, Stubs: created})
 
 	// From here on, failures are the program's, reported like a shell does.
 	name := s.Args[0]

@@ -12,62 +12,137 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// stubs are what extraMounts created in the rootfs for its mount points.
+type stubs struct {
+	// Created are the mount points and the missing parents made for them,
+	// relative to the rootfs, outermost first.
+	Created []string `json:"created,omitempty"`
+	// Parents are the existing directories they were made in, with their
+	// mtimes before and after, so that removing the stubs can undo the
+	// change if nothing else touched them.
+	Parents []stubParent `json:"parents,omitempty"`
+}
+
+type stubParent struct {
+	Rel      string `json:"rel"`
+	BeforeNs int64  `json:"before"` // mtime, Unix ns
+	AfterNs  int64  `json:"after"`
+}
+
 // extraMounts mounts ms under rootfs (before pivot_root) and returns the
-// file mount points it had to create, relative to rootfs.
-func extraMounts(rootfs string, ms []Mount) ([]string, error) {
-	var created []string
+// mount points it had to create.
+func extraMounts(rootfs string, ms []Mount) (stubs, error) {
+	var made stubs
+	parents := map[string]int{} // rel → index in made.Parents
 	for _, m := range ms {
 		target, err := securejoin.SecureJoin(rootfs, m.Target)
 		if err != nil {
-			return created, fmt.Errorf("mount target %s: %w", m.Target, err)
+			return made, fmt.Errorf("mount target %s: %w", m.Target, err)
 		}
 		isFile := false
 		if m.Type == "bind" {
 			fi, err := os.Stat(m.Source)
 			if err != nil {
-				return created, fmt.Errorf("mount source for %s: %w", m.Target, err)
+				return made, fmt.Errorf("mount source for %s: %w", m.Target, err)
 			}
 			isFile = !fi.IsDir()
 		}
-		made, err := mountPoint(target, isFile)
-		if err != nil {
-			return created, fmt.Errorf("mount point %s: %w", m.Target, err)
+		var parentBefore int64
+		parent := existingParent(target)
+		if fi, err := os.Lstat(parent); err == nil {
+			parentBefore = fi.ModTime().UnixNano()
 		}
-		if made {
-			rel, _ := filepath.Rel(rootfs, target)
-			created = append(created, rel)
+		created, err := mountPoint(target, isFile)
+		if len(created) > 0 {
+			rel, _ := filepath.Rel(rootfs, parent)
+			i, seen := parents[rel]
+			if !seen {
+				i = len(made.Parents)
+				parents[rel] = i
+				made.Parents = append(made.Parents, stubParent{Rel: rel, BeforeNs: parentBefore})
+			}
+			if fi, err := os.Lstat(parent); err == nil {
+				made.Parents[i].AfterNs = fi.ModTime().UnixNano()
+			}
+		}
+		for _, p := range created {
+			rel, _ := filepath.Rel(rootfs, p)
+			made.Created = append(made.Created, rel)
+		}
+		if err != nil {
+			return made, fmt.Errorf("mount point %s: %w", m.Target, err)
 		}
 		if err := mountOne(m, target); err != nil {
-			return created, fmt.Errorf("mounting %s on %s: %w", m.Type, m.Target, err)
+			return made, fmt.Errorf("mounting %s on %s: %w", m.Type, m.Target, err)
 		}
 	}
-	return created, nil
+	return made, nil
 }
 
-// mountPoint makes target exist as a dir or file; it reports whether it
-// created a file (directories stay, as BuildKit leaves them).
-func mountPoint(target string, file bool) (bool, error) {
+// existingParent is the deepest existing directory on target's path
+// (target itself if it exists).
+func existingParent(target string) string {
+	p := target
+	for {
+		if _, err := os.Lstat(p); err == nil || filepath.Dir(p) == p {
+			return p
+		}
+		p = filepath.Dir(p)
+	}
+}
+
+// mountPoint makes target exist as a dir or file and returns what it
+// created for that, outermost first.
+func mountPoint(target string, file bool) ([]string, error) {
 	fi, err := os.Lstat(target)
 	if err == nil {
 		if fi.IsDir() == file {
-			return false, fmt.Errorf("exists and is not a %s", map[bool]string{true: "file", false: "directory"}[file])
+			return nil, fmt.Errorf("exists and is not a %s", map[bool]string{true: "file", false: "directory"}[file])
 		}
-		return false, nil
+		return nil, nil
 	}
 	if !errors.Is(err, fs.ErrNotExist) {
-		return false, err
+		return nil, err
 	}
 	if !file {
-		return false, os.MkdirAll(target, 0o755)
+		return mkdirAll(target)
 	}
-	if err := os.MkdirAll(filepath.Dir(target), 0o755); err != nil {
-		return false, err
+	made, err := mkdirAll(filepath.Dir(target))
+	if err != nil {
+		return made, err
 	}
 	f, err := os.OpenFile(target, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
 	if err != nil {
-		return false, err
+		return made, err
 	}
-	return true, f.Close()
+	return append(made, target), f.Close()
+}
+
+// mkdirAll is os.MkdirAll (0755) that returns the directories it created,
+// outermost first.
+func mkdirAll(dir string) ([]string, error) {
+	var missing []string
+	for p := dir; ; p = filepath.Dir(p) {
+		_, err := os.Lstat(p)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, fs.ErrNotExist) {
+			return nil, err
+		}
+		missing = append(missing, p)
+		if filepath.Dir(p) == p {
+			break
+		}
+	}
+	var made []string
+	for i := len(missing) - 1; i >= 0; i-- {
+		if err := os.Mkdir(missing[i], 0o755); err != nil {
+			return made, err
+		}
+		made = append(made, missing[i])
+	}
+	return made, nil
 }
 
 func mountOne(m Mount, target string) error {
@@ -103,16 +178,59 @@ func mountOne(m Mount, target string) error {
 	return fmt.Errorf("unknown mount type %q", m.Type)
 }
 
-// removeStubs deletes from upper the empty files the child created only to
-// mount something on them, so no stub of a secret reaches the layer.
-func removeStubs(upper string, created []string) {
-	for _, rel := range created {
-		if rel == "" || strings.HasPrefix(rel, "..") {
+// removeStubs deletes from upper the mount points the child created (and
+// the parents it created for them) that are still empty after the run, as
+// BuildKit's MountStubsCleaner does: no stub of a secret, cache or bind
+// target reaches the layer. Created is outermost first, so it is undone
+// innermost first. A directory the stubs were made in gets its mtime back
+// when nothing else changed it, so the layer is the same as without them.
+func removeStubs(upper string, st stubs) {
+	inside := func(rel string) (string, bool) {
+		if rel == "" || rel == "." || strings.HasPrefix(rel, "..") || filepath.IsAbs(rel) {
+			return "", false
+		}
+		return filepath.Join(upper, rel), true
+	}
+	restore := make([]int64, len(st.Parents)) // mtime to set after the removals, 0 = none
+	for i, par := range st.Parents {
+		p, ok := inside(par.Rel)
+		if !ok {
 			continue
 		}
-		p := filepath.Join(upper, rel)
-		if fi, err := os.Lstat(p); err == nil && fi.Mode().IsRegular() && fi.Size() == 0 {
-			os.Remove(p)
+		fi, err := os.Lstat(p)
+		if err != nil {
+			continue // not in the upper dir: the stubs were made inside another mount
 		}
+		restore[i] = fi.ModTime().UnixNano() // the run changed it: keep its change
+		if restore[i] == par.AfterNs {
+			restore[i] = par.BeforeNs
+		}
+	}
+	for i := len(st.Created) - 1; i >= 0; i-- {
+		p, ok := inside(st.Created[i])
+		if !ok {
+			continue
+		}
+		fi, err := os.Lstat(p)
+		if err != nil {
+			continue
+		}
+		switch {
+		case fi.IsDir():
+			if entries, err := os.ReadDir(p); err != nil || len(entries) > 0 {
+				continue
+			}
+		case !fi.Mode().IsRegular() || fi.Size() != 0:
+			continue
+		}
+		_ = os.Remove(p)
+	}
+	for i, par := range st.Parents {
+		p, ok := inside(par.Rel)
+		if !ok || restore[i] == 0 {
+			continue
+		}
+		ts := []unix.Timespec{{Nsec: unix.UTIME_OMIT}, unix.NsecToTimespec(restore[i])}
+		_ = unix.UtimesNanoAt(unix.AT_FDCWD, p, ts, unix.AT_SYMLINK_NOFOLLOW)
 	}
 }

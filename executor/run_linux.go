@@ -61,10 +61,10 @@ type status struct {
 	Source  string `json:"source,omitempty"`  // NotFoundError.Source
 	Pattern string `json:"pattern,omitempty"` // NotFoundError.ExcludedBy
 	Started bool   `json:"started,omitempty"` // run: the child is about to exec the user's program
-	// Created are file mount points the child had to create (relative to
-	// the rootfs); the parent removes them from the upper dir afterwards.
-	Created []string `json:"created,omitempty"`
-	Done    bool     `json:"done,omitempty"` // apply: the operation succeeded
+	// Stubs are the mount points the child had to create; the parent
+	// removes those still empty from the upper dir afterwards.
+	Stubs stubs `json:"stubs,omitempty"`
+	Done  bool  `json:"done,omitempty"` // apply: the operation succeeded
 }
 
 // Run mounts root, starts p in new mount, pid, uts and ipc namespaces (and a
@@ -108,7 +108,7 @@ func Run(ctx context.Context, root Rootfs, p Process, opts Options) error {
 	}
 	ch := child{mode: modeRun, spec: s, cloneflags: flags, stdin: p.Stdin, stdout: p.Stdout, stderr: p.Stderr}
 	st, werr := ch.run(ctx)
-	removeStubs(root.Upper, st.Created)
+	removeStubs(root.Upper, st.Stubs)
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}

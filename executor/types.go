@@ -39,9 +39,9 @@ type Options struct {
 	Mounts   []Mount // extra mounts (RUN --mount), in order
 }
 
-// Mount is one extra mount in a Run container. A missing directory target
-// is created (and stays in the layer, as with BuildKit); a missing file
-// target is created for the mount and removed from the upper dir after.
+// Mount is one extra mount in a Run container. A missing target (file or
+// directory, and its missing parents) is created for the mount and, if
+// still empty after the run, removed from the upper dir, as BuildKit does.
 type Mount struct {
 	Type     string   `json:"type"`              // "bind", "tmpfs" or "overlay"
 	Source   string   `json:"source,omitempty"`  // bind: host file or dir

@@ -52,11 +52,6 @@ const (
 	workdirLayer = "buildah 1.28 commits no layer for WORKDIR; BuildKit commits the mkdir of every WORKDIR but / as one"
 	workdirDir   = "buildah 1.28 does not create the WORKDIR directory until a later RUN or COPY needs it; " +
 		"BuildKit creates it at WORKDIR (mkdir -p, 0755, owned by the USER of that moment)"
-	// TODO(lead): kiln bug. BuildKit removes the mount points it had to
-	// create for RUN --mount (and their created parents) once the step is
-	// done, when they are still empty (executor/stubs.go MountStubsCleaner);
-	// kiln commits them into the layer.
-	mountStub = "kiln bug: kiln leaves the empty mount point of RUN --mount in the layer; BuildKit and buildah remove it"
 )
 
 // each is the same difference at several keys.
@@ -93,18 +88,15 @@ var differentialCases = map[string]diffCase{
 	"e2e/063-copy-no-escape": {known: []known{
 		{"build", buildahDiffers, "BuildKit strips a leading ../ from sources (no escape from the context) and allows a wildcard " +
 			"matching nothing; buildah 1.28 fails on ../../etc/hostname*"}}},
-	"e2e/065-copy-heredoc":           {unsupported: "heredocs"},
-	"e2e/067-add-unpack-false":       {unsupported: "ADD --unpack (dockerfile 1.17)"},
-	"e2e/079-run-workdir-is-cwd":     {known: []known{{"layers", buildahDiffers, workdirLayer}}},
-	"e2e/081-run-network-none":       {unsupported: "RUN --network"},
-	"e2e/082-run-heredoc":            {unsupported: "heredocs"},
-	"e2e/083-run-heredoc-shebang":    {unsupported: "heredocs"},
-	"e2e/084-run-mount-tmpfs":        {known: []known{{"/t", kilnBug, mountStub}}},
-	"e2e/085-run-mount-bind-stage":   {known: []known{{"/tools", kilnBug, mountStub}}},
-	"e2e/086-run-mount-bind-context": {known: []known{{"/ctx", kilnBug, mountStub}}},
-	// buildah leaves the created parent /var/cache (BuildKit removes it too),
-	// so only the leaf differs.
-	"e2e/087-run-mount-cache": {known: []known{{"/var/cache/x", kilnBug, mountStub}}},
+	"e2e/065-copy-heredoc":        {unsupported: "heredocs"},
+	"e2e/067-add-unpack-false":    {unsupported: "ADD --unpack (dockerfile 1.17)"},
+	"e2e/079-run-workdir-is-cwd":  {known: []known{{"layers", buildahDiffers, workdirLayer}}},
+	"e2e/081-run-network-none":    {unsupported: "RUN --network"},
+	"e2e/082-run-heredoc":         {unsupported: "heredocs"},
+	"e2e/083-run-heredoc-shebang": {unsupported: "heredocs"},
+	"e2e/087-run-mount-cache": {known: []known{{"/var/cache", buildahDiffers,
+		"BuildKit removes the empty mount points of RUN --mount and the parents it made for them (executor MountStubsCleaner, recursive); " +
+			"buildah 1.28 leaves the created parent /var/cache"}}},
 	"e2e/109-layers-and-history": {known: []known{
 		{"layers", buildahDiffers, workdirLayer},
 		{"/w", buildahDiffers, workdirDir}}},
