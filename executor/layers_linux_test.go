@@ -49,6 +49,26 @@ func TestRunManyLowers(t *testing.T) {
 	}
 }
 
+// The same layer twice in a chain (two steps with identical diffs) must
+// mount, and read as the stack it is.
+func TestRunDuplicateLower(t *testing.T) {
+	requireRoot(t)
+	d := t.TempDir()
+	base, a, b := filepath.Join(d, "base"), filepath.Join(d, "a"), filepath.Join(d, "b")
+	baseLayer(t, base)
+	writeFile(t, filepath.Join(a, "x"), "a", 0o644)
+	writeFile(t, filepath.Join(b, "x"), "b", 0o644)
+	writeFile(t, filepath.Join(b, "y"), "b", 0o644)
+	root := newRootfs(t, base, a, b, a)
+	stdout, stderr, err := run(t, root, executor.Process{Args: []string{"sh", "-c", "cat /x /y"}}, executor.Options{})
+	if err != nil {
+		t.Fatalf("Run: %v (stderr %q)", err, stderr)
+	}
+	if stdout != "ab" {
+		t.Errorf("output = %q, want %q", stdout, "ab")
+	}
+}
+
 // TestRunOddPaths uses snapshot paths containing overlayfs's option
 // separators, which must be escaped.
 func TestRunOddPaths(t *testing.T) {

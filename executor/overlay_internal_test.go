@@ -101,3 +101,16 @@ func TestCommonDir(t *testing.T) {
 		}
 	}
 }
+
+func TestDedupeLowers(t *testing.T) {
+	tests := []struct{ in, want []string }{
+		{[]string{"/a", "/b"}, []string{"/a", "/b"}},
+		{[]string{"/a", "/b", "/a"}, []string{"/b", "/a"}},
+		{[]string{"/a", "/a/", "/b", "/c", "/b"}, []string{"/a/", "/c", "/b"}},
+	}
+	for _, tt := range tests {
+		if got := dedupeLowers(tt.in); strings.Join(got, " ") != strings.Join(tt.want, " ") {
+			t.Errorf("dedupeLowers(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"golang.org/x/sys/unix"
@@ -21,6 +22,23 @@ type overlay struct {
 var overlayFeatures = []string{"redirect_dir=off", "metacopy=off", "index=off"}
 
 var errOptionsTooLong = errors.New("overlay mount options longer than one page")
+
+// dedupeLowers drops every occurrence of a layer dir but the topmost.
+// The same layer can sit twice in a chain (two steps that made identical
+// diffs), and overlayfs refuses a lower dir it already has (ELOOP). The
+// stack is unchanged by it: the top copy shadows all the lower one shows.
+func dedupeLowers(lowers []string) []string {
+	seen := make(map[string]bool, len(lowers))
+	out := make([]string, 0, len(lowers))
+	for i := len(lowers) - 1; i >= 0; i-- { // top first
+		if p := filepath.Clean(lowers[i]); !seen[p] {
+			seen[p] = true
+			out = append(out, lowers[i])
+		}
+	}
+	slices.Reverse(out)
+	return out
+}
 
 // overlayData returns the mount(2) data string for o and the directory the
 // mount must be done from: when absolute lower paths do not fit in a page,
@@ -106,6 +124,7 @@ func commonDir(paths []string) string {
 
 // mountOverlay mounts o on target. It must run in the child: it may chdir.
 func mountOverlay(target string, o overlay) error {
+	o.Lowers = dedupeLowers(o.Lowers)
 	flags := uintptr(0)
 	if o.Upper == "" {
 		flags = unix.MS_RDONLY

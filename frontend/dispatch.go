@@ -198,6 +198,13 @@ func (c *compiler) dispatchRun(b *build, cm *cmd, x *instructions.RunCommand) er
 	if err != nil {
 		return err
 	}
+	for _, d := range instructions.GetDevices(x) {
+		if d.Required {
+			return c.errorf(cm.line, "RUN --device=%s,required: kiln has no CDI device support; drop \"required\" to build without the device", d.Name)
+		}
+		// As BuildKit does with an optional device it cannot provide.
+		c.other = append(c.other, Warning{Message: fmt.Sprintf("RUN --device=%s (line %d): no CDI device support, the step runs without it", d.Name, cm.line), src: c.source()})
+	}
 	if instructions.GetSecurity(x) == instructions.SecurityInsecure {
 		return c.unsupported(cm.line, "RUN --security=insecure")
 	}

@@ -43,12 +43,21 @@ func (c *compiler) runMounts(b *build, cm *cmd, x *instructions.RunCommand) ([]d
 		if m.Env != nil {
 			d.Env = *m.Env
 		}
+		if m.Type == instructions.MountTypeCache && d.ID == "" && m.Target != "" {
+			// BuildKit takes the id from the target as written, before a
+			// relative one is joined to the WORKDIR: `target=cachedir` is one
+			// cache whatever the WORKDIR.
+			d.ID = path.Clean(m.Target)
+		}
 		if m.Target != "" {
 			d.Target = m.Target
 			if !path.IsAbs(d.Target) {
 				d.Target = path.Join(cwd, d.Target)
 			}
 			d.Target = path.Clean(d.Target)
+			if d.Target == "/" {
+				return nil, nil, c.errorf(cm.line, "invalid mount target %q: a RUN mount cannot replace the root filesystem; mount it on a directory", m.Target)
+			}
 		}
 		switch m.Type {
 		case instructions.MountTypeSSH:
@@ -61,7 +70,7 @@ func (c *compiler) runMounts(b *build, cm *cmd, x *instructions.RunCommand) ([]d
 				d.ID = path.Base(d.Target)
 			}
 			if d.Target == "" && d.Env == "" {
-				d.Target = "/run/secrets/" + d.ID
+				d.Target = "/run/secrets/" + path.Base(d.ID) // id=app/token → /run/secrets/token, as BuildKit
 			}
 		case instructions.MountTypeCache:
 			if d.Target == "" {
