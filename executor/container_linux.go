@@ -50,9 +50,6 @@ func runChild(s *spec) error {
 	if err := maskPaths(rootfs, procOK, sysOK); err != nil {
 		return err
 	}
-	if err := bindHostFiles(rootfs); err != nil {
-		return err
-	}
 	created, err := extraMounts(rootfs, s.Mounts)
 	if err != nil {
 		return err
@@ -280,27 +277,15 @@ func maskPaths(rootfs string, proc, sys bool) error {
 	return nil
 }
 
-// bindHostFiles gives the container the host's DNS and hosts files, but only
-// where the image already has them: creating them would put them in the layer.
-func bindHostFiles(rootfs string) error {
-	if !isDir(filepath.Join(rootfs, "etc")) {
-		return nil
+// hostFileMounts are the read-only binds every container gets, as with
+// BuildKit: the generated /etc/hosts and the host's /etc/resolv.conf. They
+// are mounted like RUN mounts, so a stub made for them leaves no trace.
+func hostFileMounts(hosts string) []Mount {
+	ms := []Mount{{Type: "bind", Source: hosts, Target: "/etc/hosts", ReadOnly: true, Optional: true}}
+	if fi, err := os.Stat("/etc/resolv.conf"); err == nil && fi.Mode().IsRegular() {
+		ms = append(ms, Mount{Type: "bind", Source: "/etc/resolv.conf", Target: "/etc/resolv.conf", ReadOnly: true, Optional: true})
 	}
-	for _, name := range []string{"resolv.conf", "hosts"} {
-		target := filepath.Join(rootfs, "etc", name)
-		st, err := os.Lstat(target)
-		if err != nil || !st.Mode().IsRegular() {
-			continue
-		}
-		src := filepath.Join("/etc", name)
-		if _, err := os.Stat(src); err != nil {
-			continue
-		}
-		if err := bindReadOnly(src, target); err != nil {
-			return err
-		}
-	}
-	return nil
+	return ms
 }
 
 // pivotRoot makes rootfs the root and detaches the host's tree, falling back

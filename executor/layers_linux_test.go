@@ -93,31 +93,48 @@ func TestRunOddPaths(t *testing.T) {
 	}
 }
 
-// TestRunHostFiles checks resolv.conf and hosts come from the host only
-// where the image has them, read-only, and never end up in the layer.
+// TestRunHostFiles checks every container gets the host's resolv.conf and
+// a generated hosts file naming its host name, read-only, whether the image
+// has them or not, and that neither ends up in the layer.
 func TestRunHostFiles(t *testing.T) {
 	requireRoot(t)
 	hostResolv, err := os.ReadFile("/etc/resolv.conf")
 	if err != nil {
 		t.Skip("host has no /etc/resolv.conf")
 	}
-	lower := filepath.Join(t.TempDir(), "base")
-	baseLayer(t, lower)
-	writeFile(t, filepath.Join(lower, "etc/resolv.conf"), "nameserver 192.0.2.1\n", 0o644)
-	root := newRootfs(t, lower)
-	script := "cat /etc/resolv.conf; test -e /etc/hosts && echo hosts exists; echo x >> /etc/resolv.conf && echo writable; true"
-	stdout, stderr, err := run(t, root, executor.Process{Args: []string{"sh", "-c", script}}, executor.Options{})
-	if err != nil {
-		t.Fatalf("Run: %v (stderr %q)", err, stderr)
-	}
-	if stdout != string(hostResolv) {
-		t.Errorf("resolv.conf in container = %q, want the host's %q", stdout, hostResolv)
-	}
-	if !strings.Contains(stderr, "Read-only file system") {
-		t.Errorf("stderr = %q, want a read-only error", stderr)
-	}
-	if got := tree(t, root.Upper); len(got) != 0 {
-		t.Errorf("upper not empty:\n%s", strings.Join(got, "\n"))
+	for _, tt := range []struct {
+		name  string
+		files bool // the image has its own resolv.conf and hosts
+		opts  executor.Options
+		host  string
+	}{
+		{"image has them", true, executor.Options{}, "buildkitsandbox"},
+		{"image lacks them", false, executor.Options{Hostname: "box"}, "box"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			lower := filepath.Join(t.TempDir(), "base")
+			baseLayer(t, lower)
+			if tt.files {
+				writeFile(t, filepath.Join(lower, "etc/resolv.conf"), "nameserver 192.0.2.1\n", 0o644)
+				writeFile(t, filepath.Join(lower, "etc/hosts"), "192.0.2.2 image\n", 0o644)
+			}
+			root := newRootfs(t, lower)
+			script := "cat /etc/resolv.conf; echo --; cat /etc/hosts; echo x >> /etc/hosts && echo writable; true"
+			stdout, stderr, err := run(t, root, executor.Process{Args: []string{"sh", "-c", script}}, tt.opts)
+			if err != nil {
+				t.Fatalf("Run: %v (stderr %q)", err, stderr)
+			}
+			want := string(hostResolv) + "--\n127.0.0.1\tlocalhost " + tt.host + "\n::1\tlocalhost ip6-localhost ip6-loopback\n"
+			if stdout != want {
+				t.Errorf("container's resolv.conf and hosts =\n%s\nwant\n%s", stdout, want)
+			}
+			if !strings.Contains(stderr, "Read-only file system") {
+				t.Errorf("stderr = %q, want a read-only error", stderr)
+			}
+			if got := tree(t, root.Upper); len(got) != 0 {
+				t.Errorf("upper not empty:\n%s", strings.Join(got, "\n"))
+			}
+		})
 	}
 }
 

@@ -47,6 +47,11 @@ func extraMounts(rootfs string, ms []Mount) (stubs, error) {
 			}
 			isFile = !fi.IsDir()
 		}
+		if m.Optional {
+			if fi, err := os.Lstat(target); err == nil && (fi.IsDir() == isFile || !fi.IsDir() && !fi.Mode().IsRegular()) {
+				continue
+			}
+		}
 		var parentBefore int64
 		parent := existingParent(target)
 		if fi, err := os.Lstat(parent); err == nil {
@@ -184,7 +189,7 @@ func mountOne(m Mount, target string) error {
 // target reaches the layer. Created is outermost first, so it is undone
 // innermost first. A directory the stubs were made in gets its mtime back
 // when nothing else changed it, so the layer is the same as without them.
-func removeStubs(upper string, st stubs) {
+func removeStubs(upper string, lowers []string, st stubs) {
 	inside := func(rel string) (string, bool) {
 		if rel == "" || rel == "." || strings.HasPrefix(rel, "..") || filepath.IsAbs(rel) {
 			return "", false
@@ -233,4 +238,37 @@ func removeStubs(upper string, st stubs) {
 		ts := []unix.Timespec{{Nsec: unix.UTIME_OMIT}, unix.NsecToTimespec(restore[i])}
 		_ = unix.UtimesNanoAt(unix.AT_FDCWD, p, ts, unix.AT_SYMLINK_NOFOLLOW)
 	}
+	// overlayfs copied the stubs' parents up; one that is now empty and as
+	// it is below was changed by nothing but the stubs, so it goes too
+	// (BuildKit's overlay differ skips such dirs).
+	for _, par := range st.Parents {
+		for rel := par.Rel; rel != "." && rel != "" && !strings.HasPrefix(rel, ".."); rel = filepath.Dir(rel) {
+			if !unchangedCopyUp(filepath.Join(upper, rel), lowers, rel) || os.Remove(filepath.Join(upper, rel)) != nil {
+				break
+			}
+		}
+	}
+}
+
+// unchangedCopyUp reports whether the upper dir p is empty, not opaque, and
+// has the mode, owner and mtime of rel in the topmost lower that has it.
+func unchangedCopyUp(p string, lowers []string, rel string) bool {
+	var up unix.Stat_t
+	if unix.Lstat(p, &up) != nil || up.Mode&unix.S_IFMT != unix.S_IFDIR {
+		return false
+	}
+	if entries, err := os.ReadDir(p); err != nil || len(entries) > 0 {
+		return false
+	}
+	if sz, _ := unix.Lgetxattr(p, "trusted.overlay.opaque", nil); sz > 0 {
+		return false
+	}
+	for i := len(lowers) - 1; i >= 0; i-- {
+		var lo unix.Stat_t
+		if unix.Lstat(filepath.Join(lowers[i], rel), &lo) != nil {
+			continue
+		}
+		return lo.Mode == up.Mode && lo.Uid == up.Uid && lo.Gid == up.Gid && lo.Mtim == up.Mtim
+	}
+	return false
 }

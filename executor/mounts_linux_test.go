@@ -42,22 +42,17 @@ func TestRunMountStubs(t *testing.T) {
 		"srv dir 0755 0:0",
 		"srv/keep dir 0755 0:0",
 		`srv/keep/file file 0644 0:0 "kept\n"`,
-		// overlayfs copied /tmp up to make the stub in it; it is left as it
-		// was (same mode, owner and times), so applying the layer changes nothing.
-		"tmp dir 0755 0:0",
+		// /tmp and /etc, copied up by overlayfs for the stubs made in them
+		// (/tmp/scratch, the /etc/hosts every container gets), are back as
+		// they were below, so they are not in the layer either.
 	}
 	if d := diffLines(want, got); d != "" {
 		t.Errorf("upper dir after the run (-want +got):\n%s", d)
 	}
-	for _, gone := range []string{"var", "run", "tmp/scratch", "srv/keep/m", "opt/tools"} {
+	for _, gone := range []string{"var", "run", "tmp", "etc", "srv/keep/m", "opt/tools"} {
 		if _, err := os.Lstat(filepath.Join(root.Upper, gone)); err == nil {
 			t.Errorf("mount stub %s is still in the layer", gone)
 		}
-	}
-	lower, err1 := os.Stat(filepath.Join(root.Lowers[0], "tmp"))
-	upper, err2 := os.Stat(filepath.Join(root.Upper, "tmp"))
-	if err1 != nil || err2 != nil || !upper.ModTime().Equal(lower.ModTime()) {
-		t.Errorf("/tmp's mtime changed by the stub's removal: %v %v (%v, %v)", lower, upper, err1, err2)
 	}
 	if strings.Contains(strings.Join(got, "\n"), "s3cret") {
 		t.Error("the secret reached the layer")

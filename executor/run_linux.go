@@ -88,13 +88,17 @@ func Run(ctx context.Context, root Rootfs, p Process, opts Options) error {
 	}
 	hostname := opts.Hostname
 	if hostname == "" {
-		hostname = "kiln"
+		hostname = DefaultHostname
 	}
 	dirs, err := newTempDirs(root, false)
 	if err != nil {
 		return fmt.Errorf("executor: run: %w", err)
 	}
 	defer dirs.remove()
+	hosts, err := dirs.hostsFile(hostname)
+	if err != nil {
+		return fmt.Errorf("executor: run: %w", err)
+	}
 	s := &spec{
 		Mountpoint: dirs.mountpoint,
 		Root:       dirs.root,
@@ -104,11 +108,11 @@ func Run(ctx context.Context, root Rootfs, p Process, opts Options) error {
 		User:       p.User,
 		Hostname:   hostname,
 		Loopback:   flags&unix.CLONE_NEWNET != 0,
-		Mounts:     opts.Mounts,
+		Mounts:     append(hostFileMounts(hosts), opts.Mounts...),
 	}
 	ch := child{mode: modeRun, spec: s, cloneflags: flags, stdin: p.Stdin, stdout: p.Stdout, stderr: p.Stderr}
 	st, werr := ch.run(ctx)
-	removeStubs(root.Upper, st.Stubs)
+	removeStubs(root.Upper, root.Lowers, st.Stubs)
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}
@@ -193,7 +197,23 @@ func exitError(ee *exec.ExitError) *ExitError {
 // tempDirs are the host directories a child needs besides the caller's.
 type tempDirs struct {
 	base, mountpoint, src, empty string
+	hosts                        string // a generated /etc/hosts, if any
 	root                         overlay
+}
+
+// DefaultHostname is a RUN step's host name, as BuildKit's sandbox has it.
+const DefaultHostname = "buildkitsandbox"
+
+// hostsFile writes the container's /etc/hosts, as BuildKit makes it: the
+// host name on the loopback address.
+func (d *tempDirs) hostsFile(hostname string) (string, error) {
+	p := filepath.Join(d.base, "hosts")
+	content := fmt.Sprintf("127.0.0.1\tlocalhost %s\n::1\tlocalhost ip6-localhost ip6-loopback\n", hostname)
+	if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+		return "", fmt.Errorf("writing /etc/hosts: %w", err)
+	}
+	d.hosts = p
+	return p, nil
 }
 
 func newTempDirs(root Rootfs, src bool) (*tempDirs, error) {
@@ -223,7 +243,7 @@ func newTempDirs(root Rootfs, src bool) (*tempDirs, error) {
 // remove deletes the temp dirs one by one, never recursively: should a mount
 // somehow still sit on one, removing it fails instead of deleting its content.
 func (d *tempDirs) remove() {
-	for _, dir := range []string{d.mountpoint, d.src, d.empty, d.base} {
+	for _, dir := range []string{d.hosts, d.mountpoint, d.src, d.empty, d.base} {
 		if dir != "" {
 			os.Remove(dir)
 		}

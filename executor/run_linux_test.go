@@ -33,7 +33,7 @@ func TestRunOutput(t *testing.T) {
 		{"HOME from env wins", executor.Process{Args: []string{"sh", "-c", "echo $HOME"}, Env: []string{"HOME=/x"}}, executor.Options{}, "/x\n"},
 		{"HOME of user", executor.Process{Args: []string{"sh", "-c", "echo $HOME"}, User: "user"}, executor.Options{}, "/home/user\n"},
 		{"pid 1", executor.Process{Args: []string{"sh", "-c", "echo $$"}}, executor.Options{}, "1\n"},
-		{"default hostname", executor.Process{Args: []string{"hostname"}}, executor.Options{}, "kiln\n"},
+		{"default hostname", executor.Process{Args: []string{"hostname"}}, executor.Options{}, "buildkitsandbox\n"},
 		{"hostname", executor.Process{Args: []string{"hostname"}}, executor.Options{Hostname: "box"}, "box\n"},
 		{"proc", executor.Process{Args: []string{"sh", "-c", "test -d /proc/self && readlink /proc/self"}}, executor.Options{}, "1\n"},
 		{"dev", executor.Process{Args: []string{"sh", "-c",

@@ -34,7 +34,7 @@ type Process struct {
 
 // Options are the container settings that are not part of the process.
 type Options struct {
-	Hostname string  // default "kiln"
+	Hostname string  // default DefaultHostname
 	Network  string  // "" or "host": host network namespace; "none": new namespace with only loopback
 	Mounts   []Mount // extra mounts (RUN --mount), in order
 }
@@ -53,6 +53,9 @@ type Mount struct {
 	Target   string   `json:"target"`            // absolute path in the container
 	ReadOnly bool     `json:"readonly,omitempty"`
 	Size     int64    `json:"size,omitempty"` // tmpfs bytes, 0 = kernel default
+	// Optional skips the mount when the target exists as the wrong type
+	// (the host files every container gets, over an odd image).
+	Optional bool `json:"optional,omitempty"`
 }
 
 // ExitError is a process that ran but did not exit with status 0.

@@ -178,7 +178,11 @@ var differentialCases = map[string]diffCase{
 		"BuildKit finds the --target stage case-insensitively (convert.go findStateByName lower-cases); buildah 1.28 finds no stage BUILD"}}},
 	"e2e/189-onbuild-copy-from-stage": {known: []known{{"build", buildahDiffers,
 		"BuildKit resolves ONBUILD COPY --from against the stages of the Dockerfile the trigger runs in (dockerfile 1.11, initOnBuildTriggers); buildah 1.28 finds no stage helper"}}},
-	"e2e/195-run-mount-secret-source-names-it":   {unsupported: "RUN --mount=type=secret,source= (the secret named by source)"},
+	"e2e/195-run-mount-secret-source-names-it": {unsupported: "RUN --mount=type=secret,source= (the secret named by source)"},
+	"e2e/203-run-etc-hosts-provided": {known: []known{{"/s", buildahDiffers,
+		"BuildKit gives RUN a generated /etc/hosts, \"127.0.0.1 localhost buildkitsandbox\" and the ::1 line (executor/oci/hosts.go); buildah 1.28 writes its own without them"}}},
+	"e2e/204-run-sandbox-hostname": {known: []known{{"/name", buildahDiffers,
+		"BuildKit's RUN host name is buildkitsandbox (executor/oci/hosts.go defaultHostname); buildah 1.28 uses the container ID"}}},
 	"e2e/198-run-mount-cache-relative-target-id": {unsupported: "a relative RUN --mount target (buildah 1.28: \"invalid container path, must be an absolute path\")"},
 	"e2e/199-run-mount-secret-id-with-slash":     {unsupported: "a secret id holding a slash (buildah 1.28 panics: index out of range)"},
 }
