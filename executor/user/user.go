@@ -104,7 +104,9 @@ func Lookup(root, spec string) (Identity, error) {
 // LookupChown resolves a COPY/ADD --chown value in the destination rootfs
 // root. It differs from Lookup in that a user given alone gets gid = uid
 // when numeric and its primary gid when a name, and there are no
-// supplementary groups. Names that do not exist are an error.
+// supplementary groups. As in BuildKit (llbsolver/ops readUser), a name
+// that is not in the file, or a file that is missing, resolves to 0 (a
+// group name to the user's gid) rather than failing the build.
 func LookupChown(root, spec string) (uid, gid uint32, err error) {
 	if spec == "" {
 		return 0, 0, nil
@@ -115,14 +117,12 @@ func LookupChown(root, spec string) (uid, gid uint32, err error) {
 			uid, gid = n, n
 		} else {
 			users, err := readPasswd(root)
-			if err != nil {
+			if err != nil && !errors.Is(err, ErrNoPasswdEntries) {
 				return 0, 0, err
 			}
-			u, ok := findUser(users, userArg)
-			if !ok {
-				return 0, 0, fmt.Errorf("unable to find user %s: %w", userArg, ErrNoPasswdEntries)
+			if u, ok := findUser(users, userArg); ok {
+				uid, gid = u.uid, u.gid
 			}
-			uid, gid = u.uid, u.gid
 		}
 	}
 	if groupArg != "" {
@@ -130,11 +130,11 @@ func LookupChown(root, spec string) (uid, gid uint32, err error) {
 			return uid, n, nil
 		}
 		groups, err := readGroup(root)
-		if err != nil {
+		if err != nil && !errors.Is(err, ErrNoGroupEntries) {
 			return 0, 0, err
 		}
-		if gid, err = resolveGroup(groups, groupArg); err != nil {
-			return 0, 0, err
+		if g, err := resolveGroup(groups, groupArg); err == nil {
+			gid = g
 		}
 	}
 	return uid, gid, nil
