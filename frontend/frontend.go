@@ -95,8 +95,13 @@ func Compile(ctx context.Context, o Options) (*Result, error) {
 	for root.base != nil {
 		root = root.base
 	}
-	if os, arch, variant, ok := splitPlatform(c.stagePlatform(root)); ok {
-		res.Config.OS, res.Config.Architecture, res.Config.Variant = os, arch, variant
+	// The image is of the platform its base really is (BuildKit keeps the
+	// base config's, and warns InvalidBaseImagePlatform on a mismatch);
+	// scratch, or a base that names none, takes the stage's platform.
+	if res.Config.OS == "" || res.Config.Architecture == "" {
+		if os, arch, variant, ok := splitPlatform(c.stagePlatform(root)); ok {
+			res.Config.OS, res.Config.Architecture, res.Config.Variant = os, arch, variant
+		}
 	}
 	if unused := c.unusedBuildArgs(); len(unused) > 0 {
 		res.Warnings = append(res.Warnings, Warning{Message: fmt.Sprintf("One or more build-args %v were not consumed", unused)})

@@ -257,3 +257,27 @@ func TestArgsNeverInConfig(t *testing.T) {
 		t.Errorf("RUN env misses ARG values: %q", run.Env)
 	}
 }
+
+// The image's platform is what its base really is; only scratch (or a base
+// that names none) takes FROM --platform's.
+func TestImagePlatform(t *testing.T) {
+	for _, tt := range []struct{ df, want string }{
+		{"FROM busybox\n", "linux/amd64"},
+		{"FROM --platform=linux/arm64 busybox\n", "linux/amd64"},
+		{"FROM --platform=linux/arm64 scratch\n", "linux/arm64"},
+		{"FROM --platform=linux/arm/v7 golang:1.22\n", "linux/arm/v7"},
+		{"FROM --platform=linux/arm64 busybox AS b\nFROM b\n", "linux/amd64"},
+	} {
+		res, err := Compile(t.Context(), Options{Dockerfile: []byte(tt.df), Platform: "linux/amd64", Resolver: newResolver()})
+		if err != nil {
+			t.Fatalf("%q: %v", tt.df, err)
+		}
+		got := res.Config.OS + "/" + res.Config.Architecture
+		if res.Config.Variant != "" {
+			got += "/" + res.Config.Variant
+		}
+		if got != tt.want {
+			t.Errorf("%q: platform %s, want %s", tt.df, got, tt.want)
+		}
+	}
+}
