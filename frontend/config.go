@@ -12,7 +12,7 @@ import (
 )
 
 // healthConfig builds the config's Healthcheck. go-containerregistry's type
-// has no StartInterval, so that field is dropped.
+// has no StartInterval: that travels in Result.HealthStartInterval.
 func healthConfig(test []string, interval, timeout, startPeriod time.Duration, retries int) *v1.HealthConfig {
 	return &v1.HealthConfig{
 		Test:        append([]string(nil), test...),

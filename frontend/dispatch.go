@@ -117,6 +117,7 @@ func (c *compiler) dispatch(b *build, cm *cmd) error {
 	case *instructions.HealthCheckCommand:
 		h := x.Health
 		b.cfg.Config.Healthcheck = healthConfig(h.Test, h.Interval, h.Timeout, h.StartPeriod, h.Retries)
+		b.healthStart = h.StartInterval
 		b.history(fmt.Sprintf("HEALTHCHECK %+v", *h), false)
 	case *instructions.MaintainerCommand:
 		b.cfg.Author = x.Maintainer

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/kiln-build/kiln/solver/dag"
@@ -42,6 +43,10 @@ type Result struct {
 	Root     *dag.Vertex   // the target stage's final filesystem
 	Config   v1.ConfigFile // image config; RootFS and Created are left for the exporter
 	Warnings []Warning     // build-check violations sorted by line, then the others
+	// HealthStartInterval is HEALTHCHECK --start-interval, which
+	// go-containerregistry's HealthConfig has no field for: whoever writes
+	// the config adds it to Config.Healthcheck as "StartInterval".
+	HealthStartInterval time.Duration
 }
 
 // Compile turns o.Dockerfile into the graph that builds o.Target. Every
@@ -91,6 +96,9 @@ func Compile(ctx context.Context, o Options) (*Result, error) {
 		return nil, err
 	}
 	res := &Result{Root: b.vertex, Config: cloneConfig(b.cfg), Warnings: append(sortWarnings(c.checks), c.other...)}
+	if res.Config.Config.Healthcheck != nil {
+		res.HealthStartInterval = b.healthStart
+	}
 	root := target
 	for root.base != nil {
 		root = root.base

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/kiln-build/kiln/solver/dag"
 )
@@ -278,6 +279,26 @@ func TestImagePlatform(t *testing.T) {
 		}
 		if got != tt.want {
 			t.Errorf("%q: platform %s, want %s", tt.df, got, tt.want)
+		}
+	}
+}
+
+func TestHealthStartInterval(t *testing.T) {
+	for _, tt := range []struct {
+		df   string
+		want time.Duration
+	}{
+		{"FROM busybox\nHEALTHCHECK --start-interval=2s CMD true\n", 2 * time.Second},
+		{"FROM busybox AS a\nHEALTHCHECK --interval=5s --start-interval=250ms CMD true\nFROM a\n", 250 * time.Millisecond},
+		{"FROM busybox AS a\nHEALTHCHECK --start-interval=2s CMD true\nFROM a\nHEALTHCHECK NONE\n", 0},
+		{"FROM busybox\n", 0},
+	} {
+		res, err := Compile(t.Context(), Options{Dockerfile: []byte(tt.df), Platform: "linux/amd64", Resolver: newResolver()})
+		if err != nil {
+			t.Fatalf("%q: %v", tt.df, err)
+		}
+		if res.HealthStartInterval != tt.want {
+			t.Errorf("%q: start interval %v, want %v", tt.df, res.HealthStartInterval, tt.want)
 		}
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/kiln-build/kiln/solver/dag"
@@ -31,6 +32,10 @@ type build struct {
 	total  int           // progress total
 	lex    *shell.Lex    // variable expansion
 	trig   bool          // the instruction being dispatched is an ONBUILD trigger
+
+	// healthStart is HEALTHCHECK --start-interval, which the config type
+	// cannot hold (see Result.HealthStartInterval).
+	healthStart time.Duration
 
 	workdirSet bool                      // a WORKDIR of this Dockerfile ran (build checks)
 	once       map[string][]parser.Range // the last CMD, ENTRYPOINT, HEALTHCHECK (build checks)
@@ -72,6 +77,7 @@ func (c *compiler) compileStage(s *stage) (*build, error) {
 		b.cfg = cloneConfig(pb.cfg)
 		b.args = slices.Clone(pb.args)
 		b.workdirSet = pb.workdirSet
+		b.healthStart = pb.healthStart
 		// the base stage's own ONBUILD triggers run here and are not inherited further
 		triggers = b.cfg.Config.OnBuild
 		b.cfg.Config.OnBuild = nil
