@@ -1,11 +1,15 @@
 #!/bin/bash
 # make bench: times kiln on the benchmark workloads with hyperfine and writes
 # the medians into BENCHMARKS.md (between the bench markers).
-#   WORKLOADS="typical multistage bigcontext"  RUNS=5  BENCH_DIR=/var/tmp/kiln-bench
+#   WORKLOADS="typical multistage bigcontext debian"  RUNS=5  BENCH_DIR=/var/tmp/kiln-bench
 # Workloads come from ../shared/peers/workloads when present (bigcontext's
 # 30,000 files and 3×100 MB are generated as gen-contexts.sh does), else
 # equivalent typical and multistage contexts are generated here. The busybox
-# base is served by bin/kiln-registry on the loopback interface.
+# base is served by bin/kiln-registry on the loopback interface; debian runs
+# only when the peers' registry (../shared/peers/setup.sh) serves its base.
+# The BuildKit column comes from the newest side-by-side run of
+# ../shared/peers/bench.sh on this machine ($PEERS_STATE/results), else from
+# the issue's figures.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 REPO=$PWD
@@ -19,8 +23,16 @@ command -v jq >/dev/null || { echo "bench: needs jq" >&2; exit 2; }
 [ -x "$KILN" ] || { echo "bench: run make build first" >&2; exit 2; }
 go build -o "$REPO/bin/kiln-registry" ./cmd/kiln-registry
 
+PEERS_REG=${PEERS_REG:-127.0.0.1:5000}
+PEERS_STATE=${PEERS_STATE:-/var/lib/peers}
+have_debian() {
+  curl -fsS -o /dev/null --max-time 3 -H 'Accept: application/vnd.oci.image.manifest.v1+json,application/vnd.docker.distribution.manifest.v2+json,application/vnd.oci.image.index.v1+json' \
+    "http://$PEERS_REG/v2/debian/manifests/bookworm" 2>/dev/null
+}
 if [ -d "$PEERS/workloads" ]; then
-  WORKLOADS=${WORKLOADS:-"typical multistage bigcontext"}
+  default="typical multistage bigcontext"
+  [ -d "$PEERS/workloads/debian" ] && have_debian && default="$default debian"
+  WORKLOADS=${WORKLOADS:-$default}
 else
   WORKLOADS=${WORKLOADS:-"typical multistage"}
 fi
@@ -97,7 +109,8 @@ for w in $WORKLOADS; do
       *) echo "bench: workload $w needs $PEERS/workloads" >&2; exit 2 ;;
     esac
   fi
-  sed -i "s#127.0.0.1:5000/#$REG_ADDR/#g" "$d/Dockerfile"
+  # busybox comes from our registry; debian's base only the peers' has.
+  [ "$w" = debian ] || sed -i "s#127.0.0.1:5000/#$REG_ADDR/#g" "$d/Dockerfile"
   touch "$d/.generated"
 done
 
@@ -131,20 +144,32 @@ for w in $WORKLOADS; do
   done
 done
 
-# BuildKit 0.28 (warm daemon) medians on this machine class, from issue 4.
+# BuildKit medians: from the newest side-by-side run (peers' bench.sh) that
+# has them, else BuildKit 0.28's (warm daemon, this machine class) from issue 4.
 declare -A BK=([typical/cold]=1.21 [typical/cached]=0.135 [typical/incremental]=0.426
   [multistage/cold]=6.60 [multistage/cached]=0.142 [multistage/incremental]=0.334
   [bigcontext/cold]=27.8 [bigcontext/cached]=1.37 [bigcontext/incremental]=15.8)
+BK_FROM="issue 4"
+side=$(ls -d "$PEERS_STATE"/results/*/ 2>/dev/null | sort -r | while read -r d; do
+  [ -s "$d/typical-cached-buildkit.json" ] && { echo "$d"; break; }; done || true)
+if [ -n "$side" ]; then
+  BK=()
+  for f in "$side"/*-buildkit.json; do
+    b=$(basename "$f" -buildkit.json); v=$(median "$f" 2>/dev/null || true)
+    [ -n "$v" ] && [ "$v" != null ] && BK[${b%-*}/${b##*-}]=$v
+  done
+  BK_FROM="side-by-side run $(basename "$side")"
+fi
 TABLE=$OUT/table.md
 {
-  echo "Measured $(date -u +%Y-%m-%d) on $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)), $(free -g | awk '/Mem:/{print $2}') GB RAM, $(uname -r), $(df -T "$BENCH_DIR" | awk 'NR==2{print $2}') store; hyperfine medians, $RUNS runs ($cold_runs for cold and export)."
+  echo "Measured $(date -u +%Y-%m-%d) on $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)), $(free -g | awk '/Mem:/{print $2}') GB RAM, $(uname -r), $(df -T "$BENCH_DIR" | awk 'NR==2{print $2}') store; hyperfine medians, $RUNS runs ($cold_runs for cold and export). BuildKit: $BK_FROM."
   echo
-  echo "| workload | measure | kiln | BuildKit (issue 4) | kiln/BuildKit |"
+  echo "| workload | measure | kiln | BuildKit | kiln/BuildKit |"
   echo "|---|---|---:|---:|---:|"
   for w in $WORKLOADS; do for m in cold cached incremental export; do
     k=${R[$w/$m]:-}; b=${BK[$w/$m]:-}
     [ -n "$k" ] || continue
-    if [ -n "$b" ]; then r=$(echo "$k / $b" | bc -l); printf '| %s | %s | %.3f s | %s s | %.2f |\n' "$w" "$m" "$k" "$b" "$r"
+    if [ -n "$b" ]; then r=$(echo "$k / $b" | bc -l); printf '| %s | %s | %.3f s | %.3f s | %.2f |\n' "$w" "$m" "$k" "$b" "$r"
     else printf '| %s | %s | %.3f s | – | – |\n' "$w" "$m" "$k"; fi
   done; done
 } > "$TABLE"

@@ -25,7 +25,8 @@ type Problem struct {
 }
 
 // Check verifies the store: every blob against its digest, every layer
-// record against its blob and snapshot, every cache record against its
+// record against its blob and snapshot (a layer built here, which has no
+// blob, against its diffID: its snapshot is the only copy), every cache record against its
 // layers, every image name against its manifest, config and layers. With
 // repair, broken entries are removed so the next build remakes them.
 func (s *Store) Check(ctx context.Context, repair bool) ([]Problem, error) {
@@ -70,11 +71,21 @@ func (s *Store) Check(ctx context.Context, repair bool) ([]Problem, error) {
 			add(p, "unreadable layer record")
 			continue
 		}
+		_, blobThere := s.HasBlob(l.Digest)
 		switch {
-		case !hasBlob(l.Digest):
+		case !hasBlob(l.Digest) && !(l.FromSnapshot() && !blobThere):
 			add(p, "layer %s: blob %s missing or corrupt", l.DiffID, l.Digest)
 		case !dirExists(s.SnapshotDir(l.DiffID)):
 			add(p, "layer %s: snapshot missing", l.DiffID)
+		case l.FromSnapshot() && !blobThere:
+			// The snapshot is the only copy: it must still be what was hashed.
+			if got, err := s.snapshotDigest(ctx, l.DiffID); err != nil {
+				add(p, "layer %s: unreadable snapshot: %v", l.DiffID, err)
+			} else if got != l.DiffID {
+				add(p, "layer %s: snapshot changed (its tar hashes to %s)", l.DiffID, got)
+			} else {
+				goodLayer[l.DiffID] = true
+			}
 		default:
 			goodLayer[l.DiffID] = true
 		}
@@ -153,6 +164,12 @@ func (s *Store) checkImage(ctx context.Context, d dag.Digest, hasBlob func(dag.D
 		}
 	}
 	return ""
+}
+
+// snapshotDigest is the digest of the snapshot of diffID written as a tar.
+func (s *Store) snapshotDigest(ctx context.Context, diffID dag.Digest) (dag.Digest, error) {
+	l, _, err := diffLayer(ctx, s.SnapshotDir(diffID))
+	return l.DiffID, err
 }
 
 func dirExists(p string) bool {

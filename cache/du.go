@@ -185,6 +185,11 @@ func (s *Store) snapshotSizes(inv *inventory, w *duWalker) error {
 			inv.snapshots[id] = n
 			continue
 		}
+		if n, ok := s.sizes.Load(id); ok && w == nil {
+			inv.snapshots[id] = n.(int64)
+			cached[id], changed = n.(int64), true
+			continue
+		}
 		ww := w
 		if ww == nil {
 			ww = newDUWalker()
@@ -202,7 +207,7 @@ func (s *Store) snapshotSizes(inv *inventory, w *duWalker) error {
 				delete(cached, id)
 			}
 		}
-		_ = s.writeJSON(filepath.Join(s.root, sizesFile), cached)
+		_ = s.writeRecord(filepath.Join(s.root, sizesFile), cached)
 	}
 	return nil
 }
@@ -219,5 +224,5 @@ func (s *Store) forgetSizes(ids []string) {
 	for _, id := range ids {
 		delete(cached, id)
 	}
-	_ = s.writeJSON(filepath.Join(s.root, sizesFile), cached)
+	_ = s.writeRecord(filepath.Join(s.root, sizesFile), cached)
 }

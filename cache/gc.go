@@ -57,11 +57,11 @@ type invItem struct {
 
 // inventory is everything in the store that GC reasons about.
 type inventory struct {
-	blobs     map[string]int64  // hex → bytes
-	snapshots map[string]int64  // diffID hex → bytes
-	layers    map[string]string // diffID hex → blob hex, from layers/*.json
-	images    []invRoot         // names
-	pinned    invRoot           // names and containers, closed over
+	blobs     map[string]int64    // hex → bytes
+	snapshots map[string]int64    // diffID hex → bytes
+	layers    map[string][]string // diffID hex → its blobs' hex (blob, gzip form), from layers/*.json
+	images    []invRoot           // names
+	pinned    invRoot             // names and containers, closed over
 	records   []*invItem
 	logs      []*invItem
 }
@@ -72,7 +72,7 @@ func (s *Store) now() time.Time { return time.Now() }
 // now (hard links counted once store-wide); without, they come from the
 // size cache, measured once per snapshot (snapshots never change).
 func (s *Store) inventory(ctx context.Context, w *duWalker) (*inventory, error) {
-	inv := &inventory{blobs: map[string]int64{}, snapshots: map[string]int64{}, layers: map[string]string{},
+	inv := &inventory{blobs: map[string]int64{}, snapshots: map[string]int64{}, layers: map[string][]string{},
 		pinned: invRoot{blobs: map[string]bool{}, layers: map[string]bool{}}}
 	bw := w
 	if bw == nil {
@@ -101,11 +101,13 @@ func (s *Store) inventory(ctx context.Context, w *duWalker) (*inventory, error) 
 		if !ok {
 			continue
 		}
-		var l Layer
+		var l layerRecord
+		inv.layers[id] = nil
 		if readJSON(filepath.Join(s.root, "layers", e.Name()), &l) == nil {
-			inv.layers[id] = l.Digest.Hex()
-		} else {
-			inv.layers[id] = ""
+			inv.layers[id] = append(inv.layers[id], l.Digest.Hex())
+			if l.Gzip != nil && validHex(l.Gzip.Digest) == nil {
+				inv.layers[id] = append(inv.layers[id], l.Gzip.Digest.Hex())
+			}
 		}
 	}
 	imgs, err := s.Images(ctx)
@@ -294,7 +296,7 @@ func (inv *inventory) mark(live map[*invItem]bool) (blobs, layers map[string]boo
 		add(it.root)
 	}
 	for l := range layers {
-		if b := inv.layers[l]; b != "" {
+		for _, b := range inv.layers[l] {
 			blobs[b] = true
 		}
 	}

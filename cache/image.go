@@ -81,6 +81,10 @@ func (s *Store) Tag(ctx context.Context, ref string, d dag.Digest) error {
 		return fmt.Errorf("cannot tag with a digest reference %q", ref)
 	}
 	c := CanonicalName(r)
+	var old ImageRecord
+	if readJSON(s.imagePath(c), &old) == nil && old.Name == c && old.Digest == d {
+		return nil // a rebuild that changed nothing rewrites (and fsyncs) nothing
+	}
 	return s.writeJSON(s.imagePath(c), ImageRecord{Name: c, Digest: d, Created: time.Now().UTC()})
 }
 
@@ -159,7 +163,9 @@ func (s *Store) Images(ctx context.Context) ([]ImageRecord, error) {
 }
 
 // Image is a stored image, readable as a go-containerregistry v1.Image
-// whose layers are the stored compressed blobs (never recompressed).
+// whose layers are the stored blobs as its manifest names them (never
+// recompressed; a layer built here is its snapshot's tar). What leaves the
+// machine is DistributableImage.
 func (s *Store) Image(ctx context.Context, manifest dag.Digest) (v1.Image, error) {
 	raw, err := s.ReadBlob(ctx, manifest)
 	if err != nil {
@@ -233,8 +239,20 @@ type storeLayer struct {
 func (l *storeLayer) Digest() (v1.Hash, error)            { return l.desc.Digest, nil }
 func (l *storeLayer) Size() (int64, error)                { return l.desc.Size, nil }
 func (l *storeLayer) MediaType() (types.MediaType, error) { return l.desc.MediaType, nil }
+
+// Compressed is the blob as the manifest names it: for an uncompressed
+// layer built here, whose blob is not on disk, its snapshot's tar.
 func (l *storeLayer) Compressed() (io.ReadCloser, error) {
-	return l.s.OpenBlob(l.ctx, dag.Digest(l.desc.Digest.String()))
+	d := dag.Digest(l.desc.Digest.String())
+	rc, err := l.s.OpenBlob(l.ctx, d)
+	if err == nil || !IsNotFound(err) || gzipOf(l.desc.MediaType) == "" {
+		return rc, err
+	}
+	sl, lerr := l.s.Layer(d)
+	if lerr != nil || !sl.FromSnapshot() {
+		return nil, err
+	}
+	return l.s.snapshotTar(l.ctx, d), nil
 }
 
 // CommitImage writes cfg (with RootFS set from layers) and an OCI
@@ -351,7 +369,7 @@ func (s *Store) RecordImage(ctx context.Context, key, d dag.Digest) error {
 	if err := validHex(key); err != nil {
 		return err
 	}
-	return s.writeJSON(filepath.Join(s.root, "keys", key.Hex()+".image.json"), ImageRecord{Digest: d, Created: time.Now().UTC()})
+	return s.writeRecord(filepath.Join(s.root, "keys", key.Hex()+".image.json"), ImageRecord{Digest: d, Created: time.Now().UTC()})
 }
 
 // ImageKey is the key LookupImage uses for cfg (timestamps ignored) over layers.

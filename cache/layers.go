@@ -23,12 +23,35 @@ const (
 )
 
 // Layer is one layer in the store: its unpacked snapshot (by DiffID) and
-// its compressed blob.
+// the blob that an image manifest names for it. A layer built here is kept
+// uncompressed (see FromSnapshot): its blob is the snapshot's tar, made on
+// demand, and its gzip form is made only when it leaves the machine.
 type Layer struct {
 	DiffID    dag.Digest `json:"diffID"`
 	Digest    dag.Digest `json:"digest"`
 	Size      int64      `json:"size"`
 	MediaType string     `json:"mediaType"`
+}
+
+// FromSnapshot reports whether l's blob is its snapshot written as a layer
+// tar (layer.WriteTar), which is how CommitDir stores what a build makes:
+// the uncompressed tar is never written to disk, as it hashes to the diffID
+// and WriteTar gives the same bytes for the same tree every time.
+func (l Layer) FromSnapshot() bool {
+	return l.MediaType == MediaTypeLayerTar && l.Digest == l.DiffID
+}
+
+// layerRecord is layers/<diffID>.json: the layer, and the gzip blob made
+// from it by an export or push, if one has been (see GzipLayer).
+type layerRecord struct {
+	Layer
+	Gzip *BlobRef `json:"gzip,omitempty"`
+}
+
+// BlobRef names a blob in the store.
+type BlobRef struct {
+	Digest dag.Digest `json:"digest"`
+	Size   int64      `json:"size"`
 }
 
 // SnapshotDir is the unpacked, overlay-format directory of the layer with
@@ -60,7 +83,7 @@ func (s *Store) Layer(diffID dag.Digest) (Layer, error) {
 	if err := readJSON(s.layerPath(diffID), &l); err != nil {
 		return Layer{}, fmt.Errorf("layer %s: %w", diffID, err)
 	}
-	if _, ok := s.HasBlob(l.Digest); !ok {
+	if _, ok := s.HasBlob(l.Digest); !ok && !l.FromSnapshot() {
 		return Layer{}, fmt.Errorf("layer %s blob %s: %w", diffID, l.Digest, ErrNotFound)
 	}
 	if _, err := os.Stat(s.SnapshotDir(diffID)); err != nil {
@@ -70,61 +93,115 @@ func (s *Store) Layer(diffID dag.Digest) (Layer, error) {
 }
 
 // CommitDir turns dir, an overlay upper dir or any overlay-format tree,
-// into a layer: a compressed blob and, by renaming dir, its snapshot.
-// dir must be inside the store (see TempDir) and is consumed.
+// into a layer by renaming it to its snapshot. dir must be inside the store
+// (see TempDir) and is consumed. Nothing is compressed or copied: the tar
+// is only hashed for the diffID, and made again (and gzipped) if the layer
+// is ever exported or pushed.
 func (s *Store) CommitDir(ctx context.Context, dir string) (Layer, error) {
-	pr, pw := io.Pipe()
-	go func() {
-		pw.CloseWithError(layer.WriteTar(ctx, pw, dir))
-	}()
-	w, err := s.NewBlobWriter()
-	if err != nil {
-		pr.CloseWithError(err)
-		return Layer{}, err
-	}
-	defer w.Close()
-	diffID, _, err := layer.Compress(ctx, w, pr)
-	pr.CloseWithError(err) // unblocks the writer if Compress stopped early
-	if err != nil {
-		return Layer{}, fmt.Errorf("diffing %s: %w", dir, err)
-	}
-	d, size, err := w.Commit("")
+	l, du, err := diffLayer(ctx, dir)
 	if err != nil {
 		return Layer{}, err
 	}
-	l := Layer{DiffID: dag.Digest(diffID), Digest: d, Size: size, MediaType: MediaTypeLayerGzip}
 	if err := renameDir(dir, s.SnapshotDir(l.DiffID)); err != nil {
 		return Layer{}, err
 	}
-	if err := s.writeJSON(s.layerPath(l.DiffID), l); err != nil {
+	s.sizes.Store(l.DiffID.Hex(), du) // GC need not measure it again
+	if err := s.writeLayerRecord(layerRecord{Layer: l}); err != nil {
 		return Layer{}, err
 	}
 	return l, nil
 }
 
+// diffLayer is the snapshot-backed layer of dir (its tar's digest and
+// size), and the bytes dir takes on disk.
+func diffLayer(ctx context.Context, dir string) (Layer, int64, error) {
+	h := sha256.New()
+	cw := &countWriter{w: h}
+	du, err := layer.WriteTarDU(ctx, cw, dir)
+	if err != nil {
+		return Layer{}, 0, fmt.Errorf("diffing %s: %w", dir, err)
+	}
+	d := dag.Digest("sha256:" + hex.EncodeToString(h.Sum(nil)))
+	return Layer{DiffID: d, Digest: d, Size: cw.n, MediaType: MediaTypeLayerTar}, du, nil
+}
+
+type countWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
+}
+
+// writeLayerRecord writes layers/<diffID>.json: durably for a layer whose
+// blob is durable (pulled, loaded), not for one built here, whose snapshot
+// is not fsynced either (see the package doc).
+func (s *Store) writeLayerRecord(r layerRecord) error {
+	if r.FromSnapshot() {
+		return s.writeRecord(s.layerPath(r.DiffID), r)
+	}
+	return s.writeJSON(s.layerPath(r.DiffID), r)
+}
+
 // ImportLayer stores a compressed layer blob read from r (a registry, an
 // archive) and unpacks it into its snapshot. digest and diffID, when
-// known, are verified.
+// known, are verified. The blob is written and unpacked in one pass over
+// r; nothing is recorded unless both digests check out.
 func (s *Store) ImportLayer(ctx context.Context, r io.Reader, digest, diffID dag.Digest, mediaType string) (Layer, error) {
 	if diffID != "" {
 		if l, err := s.Layer(diffID); err == nil {
 			return l, nil
 		}
 	}
-	d, size, err := s.PutBlob(ctx, r, digest)
-	if err != nil {
-		return Layer{}, fmt.Errorf("layer %s: %w", digest, err)
+	var l Layer
+	if size, ok := s.HasBlob(digest); ok {
+		// Blob already here (a layer record went missing): unpack it.
+		var err error
+		if l, err = s.unpackBlob(ctx, digest, diffID); err != nil {
+			return Layer{}, err
+		}
+		l.Size = size
+	} else {
+		var err error
+		if l, err = s.fetchLayer(ctx, r, digest, diffID); err != nil {
+			return Layer{}, err
+		}
 	}
-	l, err := s.unpackBlob(ctx, d, diffID)
-	if err != nil {
-		return Layer{}, err
-	}
-	l.Size = size
 	l.MediaType = ociLayerType(mediaType)
-	if err := s.writeJSON(s.layerPath(l.DiffID), l); err != nil {
+	if err := s.writeLayerRecord(layerRecord{Layer: l}); err != nil {
 		return Layer{}, err
 	}
 	return l, nil
+}
+
+// fetchLayer writes the blob read from r and unpacks it at the same time.
+func (s *Store) fetchLayer(ctx context.Context, r io.Reader, digest, diffID dag.Digest) (Layer, error) {
+	w, err := s.NewBlobWriter()
+	if err != nil {
+		return Layer{}, err
+	}
+	defer w.Close()
+	tee := io.TeeReader(ctxReader{ctx, r}, w)
+	got, err := s.unpack(ctx, tee, diffID)
+	if err != nil {
+		return Layer{}, fmt.Errorf("layer %s: %w", digest, err)
+	}
+	defer s.RemoveTemp(got.tmp)
+	// The blob is every byte of r, including any after the compressed stream.
+	if _, err := io.Copy(io.Discard, tee); err != nil {
+		return Layer{}, fmt.Errorf("layer %s: %w", digest, err)
+	}
+	d, size, err := w.Commit(digest)
+	if err != nil {
+		return Layer{}, fmt.Errorf("layer %s: %w", digest, err)
+	}
+	if err := renameDir(got.tmp, s.SnapshotDir(got.diffID)); err != nil {
+		return Layer{}, err
+	}
+	return Layer{DiffID: got.diffID, Digest: d, Size: size}, nil
 }
 
 // unpackBlob extracts blob d into the snapshot of its diffID.
@@ -134,32 +211,52 @@ func (s *Store) unpackBlob(ctx context.Context, d, diffID dag.Digest) (Layer, er
 		return Layer{}, err
 	}
 	defer rc.Close()
-	ur, err := layer.Decompress(rc)
+	got, err := s.unpack(ctx, rc, diffID)
 	if err != nil {
 		return Layer{}, fmt.Errorf("layer %s: %w", d, err)
+	}
+	defer s.RemoveTemp(got.tmp)
+	if err := renameDir(got.tmp, s.SnapshotDir(got.diffID)); err != nil {
+		return Layer{}, err
+	}
+	return Layer{DiffID: got.diffID, Digest: d}, nil
+}
+
+type unpacked struct {
+	tmp    string // the snapshot, still in a temp dir of the store
+	diffID dag.Digest
+}
+
+// unpack decompresses the layer blob read from r into a new temp dir and
+// checks its diffID (when not ""). The caller removes tmp (RemoveTemp)
+// after renaming it into place or on error.
+func (s *Store) unpack(ctx context.Context, r io.Reader, diffID dag.Digest) (unpacked, error) {
+	ur, err := layer.Decompress(r)
+	if err != nil {
+		return unpacked{}, err
 	}
 	defer ur.Close()
 	tmp, err := s.TempDir("unpack-")
 	if err != nil {
-		return Layer{}, err
+		return unpacked{}, err
 	}
-	defer s.RemoveTemp(tmp)
+	fail := func(err error) (unpacked, error) {
+		s.RemoveTemp(tmp)
+		return unpacked{}, err
+	}
 	h := sha256.New()
 	if _, err := layer.Apply(ctx, tmp, io.TeeReader(ur, h)); err != nil {
-		return Layer{}, fmt.Errorf("unpacking layer %s: %w", d, err)
+		return fail(fmt.Errorf("unpacking: %w", err))
 	}
 	// Hash whatever trails the tar end marker too: the diffID covers all bytes.
 	if _, err := io.Copy(h, ur); err != nil {
-		return Layer{}, fmt.Errorf("unpacking layer %s: %w", d, err)
+		return fail(fmt.Errorf("unpacking: %w", err))
 	}
 	got := dag.Digest("sha256:" + hex.EncodeToString(h.Sum(nil)))
 	if diffID != "" && got != diffID {
-		return Layer{}, fmt.Errorf("layer %s: uncompressed content hashes to %s, config says %s", d, got, diffID)
+		return fail(fmt.Errorf("uncompressed content hashes to %s, config says %s", got, diffID))
 	}
-	if err := renameDir(tmp, s.SnapshotDir(got)); err != nil {
-		return Layer{}, err
-	}
-	return Layer{DiffID: got, Digest: d}, nil
+	return unpacked{tmp: tmp, diffID: got}, nil
 }
 
 func ociLayerType(mt string) string {
@@ -212,42 +309,33 @@ func (s *Store) Record(ctx context.Context, key dag.Digest, layers []Layer) erro
 	for i, l := range layers {
 		r.Layers[i] = l.DiffID
 	}
-	return s.writeJSON(s.keyPath(key), r)
+	return s.writeRecord(s.keyPath(key), r)
 }
 
 // IsNotFound reports whether err means something was not in the store.
 func IsNotFound(err error) bool { return errors.Is(err, ErrNotFound) }
 
 // CommitCopy is CommitDir for a dir that must stay where it is (a
-// container's upper dir): the layer's snapshot is unpacked from its blob.
+// container's upper dir): the snapshot is a copy, made by unpacking the
+// dir's layer tar, and the diffID is that copy's.
 func (s *Store) CommitCopy(ctx context.Context, dir string) (Layer, error) {
+	tmp, err := s.TempDir("commit-")
+	if err != nil {
+		return Layer{}, err
+	}
+	defer s.RemoveTemp(tmp)
+	snap := filepath.Join(tmp, "snapshot")
+	if err := os.Mkdir(snap, 0o755); err != nil {
+		return Layer{}, fmt.Errorf("committing %s: %w", dir, err)
+	}
 	pr, pw := io.Pipe()
 	go func() {
 		pw.CloseWithError(layer.WriteTar(ctx, pw, dir))
 	}()
-	w, err := s.NewBlobWriter()
+	_, err = layer.Apply(ctx, snap, pr)
+	pr.CloseWithError(err) // unblocks the writer if Apply stopped early
 	if err != nil {
-		pr.CloseWithError(err)
-		return Layer{}, err
+		return Layer{}, fmt.Errorf("copying %s: %w", dir, err)
 	}
-	defer w.Close()
-	diffID, _, err := layer.Compress(ctx, w, pr)
-	pr.CloseWithError(err)
-	if err != nil {
-		return Layer{}, fmt.Errorf("diffing %s: %w", dir, err)
-	}
-	d, size, err := w.Commit("")
-	if err != nil {
-		return Layer{}, err
-	}
-	l := Layer{DiffID: dag.Digest(diffID), Digest: d, Size: size, MediaType: MediaTypeLayerGzip}
-	if _, err := os.Stat(s.SnapshotDir(l.DiffID)); err != nil {
-		if _, err := s.unpackBlob(ctx, d, l.DiffID); err != nil {
-			return Layer{}, err
-		}
-	}
-	if err := s.writeJSON(s.layerPath(l.DiffID), l); err != nil {
-		return Layer{}, err
-	}
-	return l, nil
+	return s.CommitDir(ctx, snap)
 }

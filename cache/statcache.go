@@ -1,8 +1,11 @@
 package cache
 
 import (
-	"encoding/gob"
+	"bufio"
+	"encoding/binary"
+	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"sync"
@@ -35,18 +38,102 @@ type statEntry struct {
 	Sum          string
 }
 
+// The file is statCacheMagic, then per entry: the path and the sum as
+// uvarint length + bytes, and the six numbers as varints. It is read whole
+// on every build that copies from a context (tens of thousands of entries
+// for a big one), so it is a flat format that decodes without reflection,
+// into strings that share one allocation.
+const (
+	statCacheFile  = "statcache.bin"
+	statCacheMagic = "kiln-statcache-1\n"
+	oldStatCache   = "statcache.gob" // the previous format, removed on save
+)
+
 // StatCache loads the store's stat cache (an unreadable one starts empty).
 func (s *Store) StatCache() *StatCache {
-	c := &StatCache{path: filepath.Join(s.root, "statcache.gob"), entries: map[string]statEntry{}}
-	f, err := os.Open(c.path)
+	c := &StatCache{path: filepath.Join(s.root, statCacheFile), entries: map[string]statEntry{}}
+	b, err := os.ReadFile(c.path)
 	if err != nil {
 		return c
 	}
-	defer f.Close()
-	if err := gob.NewDecoder(f).Decode(&c.entries); err != nil {
-		c.entries = map[string]statEntry{}
+	if entries, err := decodeStatCache(b); err == nil {
+		c.entries = entries
 	}
 	return c
+}
+
+func decodeStatCache(b []byte) (map[string]statEntry, error) {
+	if len(b) < len(statCacheMagic) || string(b[:len(statCacheMagic)]) != statCacheMagic {
+		return nil, errors.New("not a stat cache")
+	}
+	all := string(b) // one copy; every path and sum is a substring of it
+	i := len(statCacheMagic)
+	bad := errors.New("corrupt stat cache")
+	str := func() (string, error) {
+		n, k := binary.Uvarint(b[i:])
+		if k <= 0 || n > uint64(len(b)-i-k) {
+			return "", bad
+		}
+		i += k
+		s := all[i : i+int(n)]
+		i += int(n)
+		return s, nil
+	}
+	num := func() (int64, error) {
+		v, k := binary.Varint(b[i:])
+		if k <= 0 {
+			return 0, bad
+		}
+		i += k
+		return v, nil
+	}
+	count, k := binary.Uvarint(b[i:])
+	if k <= 0 || count > uint64(len(b)) {
+		return nil, bad
+	}
+	i += k
+	out := make(map[string]statEntry, count)
+	for range count {
+		p, err := str()
+		if err != nil {
+			return nil, err
+		}
+		var e statEntry
+		var v [6]int64
+		for j := range v {
+			if v[j], err = num(); err != nil {
+				return nil, err
+			}
+		}
+		e.Dev, e.Ino, e.Size, e.Mtime, e.Ctime, e.Hashed = uint64(v[0]), uint64(v[1]), v[2], v[3], v[4], v[5]
+		if e.Sum, err = str(); err != nil {
+			return nil, err
+		}
+		out[p] = e
+	}
+	if i != len(b) {
+		return nil, bad
+	}
+	return out, nil
+}
+
+func encodeStatCache(w io.Writer, entries map[string]statEntry) error {
+	bw := bufio.NewWriterSize(w, 256<<10)
+	bw.WriteString(statCacheMagic)
+	var buf [binary.MaxVarintLen64]byte
+	uv := func(v uint64) { bw.Write(buf[:binary.PutUvarint(buf[:], v)]) }
+	sv := func(v int64) { bw.Write(buf[:binary.PutVarint(buf[:], v)]) }
+	uv(uint64(len(entries)))
+	for p, e := range entries {
+		uv(uint64(len(p)))
+		bw.WriteString(p)
+		for _, v := range []int64{int64(e.Dev), int64(e.Ino), e.Size, e.Mtime, e.Ctime, e.Hashed} {
+			sv(v)
+		}
+		uv(uint64(len(e.Sum)))
+		bw.WriteString(e.Sum)
+	}
+	return bw.Flush()
 }
 
 // Sum returns the sha256 (hex) of the regular file at path, whose Lstat
@@ -94,7 +181,7 @@ func (c *StatCache) Save(s *Store) error {
 		return fmt.Errorf("saving stat cache: %w", err)
 	}
 	defer os.Remove(f.Name())
-	err = gob.NewEncoder(f).Encode(c.entries)
+	err = encodeStatCache(f, c.entries)
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
@@ -104,6 +191,7 @@ func (c *StatCache) Save(s *Store) error {
 	if err != nil {
 		return fmt.Errorf("saving stat cache: %w", err)
 	}
+	os.Remove(filepath.Join(s.root, oldStatCache))
 	c.dirty = false
 	return nil
 }

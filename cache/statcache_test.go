@@ -1,8 +1,11 @@
 package cache
 
 import (
+	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -65,10 +68,45 @@ func TestStatCacheRacyAndReuse(t *testing.T) {
 		t.Fatalf("persisted entry: %q, %d calls", sum, calls)
 	}
 	// A corrupt cache file is an empty cache, not an error.
-	if err := os.WriteFile(filepath.Join(s.Root(), "statcache.gob"), []byte("junk"), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(s.Root(), statCacheFile), []byte("junk"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	if c3 := s.StatCache(); len(c3.entries) != 0 {
 		t.Fatal("corrupt stat cache was loaded")
+	}
+}
+
+// The file keeps every field of every entry; any cut of it is rejected
+// whole (a torn file is an empty cache: every file is hashed again).
+func TestStatCacheFileFormat(t *testing.T) {
+	s, err := Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := s.StatCache()
+	for i := range 300 {
+		p := filepath.Join("/ctx", "d", strings.Repeat("x", i%7), fmt.Sprint(i))
+		c.entries[p] = statEntry{Dev: uint64(i), Ino: uint64(i) << 40, Size: int64(i) - 5, Mtime: -int64(i), Ctime: int64(i) * 1e9,
+			Hashed: time.Now().UnixNano(), Sum: fmt.Sprintf("%064x x:%d", i, i)}
+	}
+	c.dirty = true
+	if err := c.Save(s); err != nil {
+		t.Fatal(err)
+	}
+	got := s.StatCache()
+	if !maps.Equal(got.entries, c.entries) {
+		t.Fatalf("round trip lost entries: %d of %d", len(got.entries), len(c.entries))
+	}
+	b, err := os.ReadFile(filepath.Join(s.Root(), statCacheFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []int{len(b) - 1, len(b) / 2, len(statCacheMagic) + 1, 3} {
+		if _, err := decodeStatCache(b[:n]); err == nil {
+			t.Errorf("a stat cache cut to %d of %d bytes was accepted", n, len(b))
+		}
+	}
+	if _, err := decodeStatCache(append(b, 0)); err == nil {
+		t.Error("trailing garbage was accepted")
 	}
 }

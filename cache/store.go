@@ -25,6 +25,7 @@ type Store struct {
 	root string
 
 	tmpLocks sync.Map // temp dir → *os.File holding its flock (see TempDir)
+	sizes    sync.Map // snapshot (diffID hex) → bytes on disk, of the ones this process made
 }
 
 // DefaultRoot is $KILN_ROOT, else /var/lib/kiln for root and
@@ -119,7 +120,7 @@ func validHex(d dag.Digest) error {
 	return nil
 }
 
-// writeJSON writes v to path atomically.
+// writeJSON writes v to path atomically and durably.
 func (s *Store) writeJSON(path string, v any) error {
 	b, err := json.MarshalIndent(v, "", "  ")
 	if err != nil {
@@ -128,7 +129,32 @@ func (s *Store) writeJSON(path string, v any) error {
 	return s.writeFile(path, b)
 }
 
+// writeRecord writes v to path atomically, not durably: for the records
+// about what builds make (see the package doc), which a power cut may lose
+// or tear (readJSON takes a torn record for a missing one) but a killed
+// process never does.
+func (s *Store) writeRecord(path string, v any) error {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	return s.writeFileNoSync(path, b)
+}
+
+// writeFile writes b to path atomically and durably (fsynced before the
+// rename).
 func (s *Store) writeFile(path string, b []byte) error {
+	return s.writeFileSync(path, b, true)
+}
+
+// writeFileNoSync writes b to path atomically (temp file, rename), which
+// is all a killed process needs; what a power cut may lose is the caller's
+// to judge.
+func (s *Store) writeFileNoSync(path string, b []byte) error {
+	return s.writeFileSync(path, b, false)
+}
+
+func (s *Store) writeFileSync(path string, b []byte, sync bool) error {
 	f, err := os.CreateTemp(filepath.Join(s.root, "tmp"), "w-")
 	if err != nil {
 		return fmt.Errorf("writing %s: %w", path, err)
@@ -138,9 +164,11 @@ func (s *Store) writeFile(path string, b []byte) error {
 		f.Close()
 		return fmt.Errorf("writing %s: %w", path, err)
 	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return fmt.Errorf("writing %s: %w", path, err)
+	if sync {
+		if err := f.Sync(); err != nil {
+			f.Close()
+			return fmt.Errorf("writing %s: %w", path, err)
+		}
 	}
 	if err := f.Close(); err != nil {
 		return fmt.Errorf("writing %s: %w", path, err)

@@ -90,7 +90,18 @@ func applyChild(s *spec) error {
 		}
 		defer unmount(s.SrcMount)
 	}
-	return fscopy.Copy(ctx, s.SrcMount, s.Mountpoint, c.Options)
+	if c.Options.Reuse != nil {
+		// Reuse links go straight into the upper dir, never through the
+		// overlay: link(2) cannot cross mounts.
+		c.Options.Reuse.Upper = s.Root.Upper
+	}
+	// Off the main goroutine, which Init locked to its thread: the copy
+	// waits on its file copiers tens of thousands of times, and each wait
+	// of a locked goroutine is a hand-off between OS threads. The mounts
+	// are the whole process's (its own mount namespace), not this thread's.
+	errc := make(chan error, 1)
+	go func() { errc <- fscopy.Copy(ctx, s.SrcMount, s.Mountpoint, c.Options) }()
+	return <-errc
 }
 
 // unmount unmounts target, lazily if it is still busy. The namespace dies

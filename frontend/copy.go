@@ -103,9 +103,6 @@ func (c *compiler) dispatchCopy(b *build, cm *cmd, a copyArgs) error {
 		inline = &dag.Vertex{Op: op, Name: "[internal] heredoc", Pos: c.pos(cm.line)}
 		a.unpack = false
 	}
-	if a.parents {
-		return c.unsupported(cm.line, "COPY --parents")
-	}
 	if err := checkChmod(a.chmod); err != nil {
 		return err
 	}
@@ -124,6 +121,9 @@ func (c *compiler) dispatchCopy(b *build, cm *cmd, a copyArgs) error {
 	}
 
 	msg := kw
+	if a.parents {
+		msg += " --parents"
+	}
 	if a.chown != "" {
 		msg += " --chown=" + a.chown
 	}
@@ -144,6 +144,11 @@ func (c *compiler) dispatchCopy(b *build, cm *cmd, a copyArgs) error {
 			sources = append(sources, a.urlFile)
 			continue
 		}
+		if a.parents {
+			// The "/./" pivot must survive; the copier cleans each side.
+			sources = append(sources, s)
+			continue
+		}
 		sources = append(sources, sourcePath(s))
 	}
 	msg += " " + a.sd.DestPath
@@ -154,6 +159,7 @@ func (c *compiler) dispatchCopy(b *build, cm *cmd, a copyArgs) error {
 		Chown:    a.chown,
 		Chmod:    a.chmod,
 		Excludes: a.excludes,
+		Parents:  a.parents,
 		Unpack:   a.unpack,
 	}, cm.line, b.title(a.text, false), src)
 	b.history(msg+" # buildkit", true)

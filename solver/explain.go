@@ -1,6 +1,8 @@
 package solver
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"slices"
@@ -8,6 +10,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/kiln-build/kiln/cache"
 	"github.com/kiln-build/kiln/solver/dag"
 )
 
@@ -27,11 +30,67 @@ type stepRecord struct {
 }
 
 // recorder collects this build's steps and explains misses against the
-// previous record.
+// previous record, which is read only if a miss needs explaining (it holds
+// every context file's description: megabytes for a big context).
 type recorder struct {
-	mu   sync.Mutex
-	prev buildRecord
-	cur  buildRecord
+	mu     sync.Mutex
+	load   func(*buildRecord) error // reads the previous record
+	loaded bool
+	prev   buildRecord
+	cur    buildRecord
+	store  *cache.Store
+	id     string
+}
+
+func newRecorder(store *cache.Store, id string) *recorder {
+	return &recorder{
+		cur:   buildRecord{Steps: map[string]*stepRecord{}},
+		store: store, id: id,
+		load: func(b *buildRecord) error { return store.ReadBuildRecord(id, b) },
+	}
+}
+
+// prevSteps returns the previous record's steps, reading it on first use.
+// The caller holds r.mu.
+func (r *recorder) prevSteps() map[string]*stepRecord {
+	if !r.loaded {
+		r.loaded = true
+		if err := r.load(&r.prev); err != nil || r.prev.Steps == nil {
+			r.prev = buildRecord{Steps: map[string]*stepRecord{}}
+		}
+	}
+	return r.prev.Steps
+}
+
+// sum summarises what the next build compares against: every step's slot,
+// name, key (which covers its op and the files it read) and inputs.
+func (b *buildRecord) sum() string {
+	slots := make([]string, 0, len(b.Steps))
+	for sl := range b.Steps {
+		slots = append(slots, sl)
+	}
+	sort.Strings(slots)
+	h := sha256.New()
+	for _, sl := range slots {
+		st := b.Steps[sl]
+		fmt.Fprintf(h, "%q %q %s %q\n", sl, st.Name, st.Key, st.Inputs)
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// save writes this build's record unless it is the one already stored: a
+// fully cached rebuild then writes nothing.
+func (r *recorder) save() error {
+	if r == nil {
+		return nil
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	sum := r.cur.sum()
+	if sum == r.store.BuildRecordSum(r.id) {
+		return nil
+	}
+	return r.store.WriteBuildRecord(r.id, sum, &r.cur)
 }
 
 // slot names a step by its place in the Dockerfile ("[build 3/5]"), which
@@ -71,7 +130,8 @@ func (r *recorder) explain(v *dag.Vertex, key dag.Digest) string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	s := slot(v)
-	old, ok := r.prev.Steps[s]
+	prev := r.prevSteps()
+	old, ok := prev[s]
 	cur := r.cur.Steps[s]
 	switch {
 	case !ok:
@@ -90,7 +150,7 @@ func (r *recorder) explain(v *dag.Vertex, key dag.Digest) string {
 		why = append(why, fileDiff(old.Files, cur.Files)...)
 	}
 	for i, in := range v.Inputs {
-		if o, c := r.prev.Steps[slot(in)], r.cur.Steps[slot(in)]; o != nil && c != nil && o.Key != c.Key && i < len(cur.Inputs) {
+		if o, c := prev[slot(in)], r.cur.Steps[slot(in)]; o != nil && c != nil && o.Key != c.Key && i < len(cur.Inputs) {
 			why = append(why, "input changed: "+c.Name)
 		}
 	}

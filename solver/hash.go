@@ -11,7 +11,10 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -27,7 +30,7 @@ import (
 // step can see that its key should depend on.
 func HashSelection(ctx context.Context, dir string, o fscopy.Options) (dag.Digest, error) {
 	h := sha256.New()
-	if err := hashSelection(ctx, h, dir, o, nil, nil); err != nil {
+	if err := hashSelection(ctx, h, dir, o, func() *cache.StatCache { return nil }, nil); err != nil {
 		return "", err
 	}
 	return digestOf(h), nil
@@ -50,7 +53,7 @@ func (s *Solver) localContent(ctx context.Context, v *dag.Vertex, files map[stri
 			return "", nil
 		}
 		reads = true
-		if err := hashSelection(ctx, h, local.Dir, copyOptions(op, local), s.statCache(), files); err != nil {
+		if err := hashSelection(ctx, h, local.Dir, copyOptions(op, local), s.statCache, files); err != nil {
 			return "", err
 		}
 	case *dag.ExecOp:
@@ -71,7 +74,7 @@ func (s *Solver) localContent(ctx context.Context, v *dag.Vertex, files map[stri
 			}
 			fmt.Fprintf(h, "mount %d %q\n", i, m.Target)
 			o := fscopy.Options{Sources: []string{src}, Dest: "/", Excludes: local.Excludes}
-			if err := hashSelection(ctx, h, local.Dir, o, s.statCache(), files); err != nil {
+			if err := hashSelection(ctx, h, local.Dir, o, s.statCache, files); err != nil {
 				return "", fmt.Errorf("bind mount %s: %w", m.Target, err)
 			}
 		}
@@ -87,22 +90,79 @@ func digestOf(h hash.Hash) dag.Digest {
 }
 
 // hashSelection writes one line per selected entry of dir into h. File
-// sums (with the file's xattrs) come from sc when it can vouch for them (sc
-// may be nil): a change of data or xattrs always changes the ctime.
-func hashSelection(ctx context.Context, h io.Writer, dir string, o fscopy.Options, sc *cache.StatCache, files map[string]string) error {
-	return fscopy.Walk(ctx, dir, o, func(rel string, fi os.FileInfo) error {
-		p := filepath.Join(dir, rel)
-		entry, err := describe(p, fi, sc)
-		if err != nil {
-			return fmt.Errorf("hashing %s: %w", p, err)
+// sums (with the file's xattrs) come from the stat cache when it can vouch
+// for them (statCache may return nil): a change of data or xattrs always
+// changes the ctime. The walk (stat calls) runs on this goroutine while
+// another describes and hashes what it found, in the same order; the stat
+// cache is loaded meanwhile.
+func hashSelection(ctx context.Context, h io.Writer, dir string, o fscopy.Options, statCache func() *cache.StatCache, files map[string]string) error {
+	type item struct {
+		rel string
+		fi  os.FileInfo
+	}
+	const batchSize = 256
+	batches := make(chan []item, 8)
+	var failed atomic.Bool
+	var herr error
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		sc := statCache()
+		var line []byte
+		dir := filepath.Clean(dir)
+		prefix := dir + "/"
+		if dir == "/" {
+			prefix = dir
 		}
-		fmt.Fprintf(h, "%q %s\n", rel, entry)
-		if files != nil {
-			files[rel] += entry
+		for batch := range batches {
+			if herr != nil {
+				continue // drain
+			}
+			for _, it := range batch {
+				p := prefix + it.rel // filepath.Join(dir, rel): rel is clean
+				if it.rel == "." {
+					p = dir
+				}
+				entry, err := describe(p, it.fi, sc)
+				if err != nil {
+					herr = fmt.Errorf("hashing %s: %w", p, err)
+					failed.Store(true)
+					break
+				}
+				// fmt.Fprintf(h, "%q %s\n", rel, entry), without fmt: this
+				// runs for every file of the context on every build.
+				line = append(strconv.AppendQuote(line[:0], it.rel), ' ')
+				line = append(append(line, entry...), '\n')
+				h.Write(line)
+				if files != nil {
+					files[it.rel] += entry
+				}
+			}
+		}
+	}()
+	batch := make([]item, 0, batchSize)
+	werr := fscopy.Walk(ctx, dir, o, func(rel string, fi os.FileInfo) error {
+		if failed.Load() {
+			return errStopWalk
+		}
+		if batch = append(batch, item{rel, fi}); len(batch) == batchSize {
+			batches <- batch
+			batch = make([]item, 0, batchSize)
 		}
 		return nil
 	})
+	if len(batch) > 0 {
+		batches <- batch
+	}
+	close(batches)
+	<-done
+	if herr != nil {
+		return herr
+	}
+	return werr
 }
+
+var errStopWalk = errors.New("stop walking")
 
 // describe is one entry's line: "type mode uid:gid", then the link target,
 // device number or size and data sum, then the xattrs' digest if any.
@@ -128,16 +188,27 @@ func describe(p string, fi os.FileInfo, sc *cache.StatCache) (string, error) {
 	case syscall.S_IFBLK:
 		typ = "b"
 	}
-	entry := fmt.Sprintf("%s %04o %d:%d", typ, st.Mode&^syscall.S_IFMT, st.Uid, st.Gid)
+	// fmt.Sprintf("%s %04o %d:%d", ...), spelled out (see hashSelection).
+	b := make([]byte, 0, 128)
+	b = append(b, typ...)
+	b = append(b, ' ')
+	perm := strconv.FormatUint(uint64(st.Mode&^syscall.S_IFMT), 8)
+	for i := len(perm); i < 4; i++ {
+		b = append(b, '0')
+	}
+	b = append(b, perm...)
+	b = append(strconv.AppendUint(append(b, ' '), uint64(st.Uid), 10), ':')
+	b = strconv.AppendUint(b, uint64(st.Gid), 10)
 	switch typ {
 	case "l":
 		t, err := os.Readlink(p)
 		if err != nil {
 			return "", err
 		}
-		entry += fmt.Sprintf(" -> %q", t)
+		b = strconv.AppendQuote(append(b, " -> "...), t)
 	case "c", "b":
-		entry += fmt.Sprintf(" %d,%d", unix.Major(st.Rdev), unix.Minor(st.Rdev))
+		b = strconv.AppendUint(append(b, ' '), uint64(unix.Major(st.Rdev)), 10)
+		b = strconv.AppendUint(append(b, ','), uint64(unix.Minor(st.Rdev)), 10)
 	case "f":
 		sum := func() (string, error) { return fileSum(p) }
 		var s string
@@ -150,8 +221,10 @@ func describe(p string, fi os.FileInfo, sc *cache.StatCache) (string, error) {
 		if err != nil {
 			return "", err
 		}
-		return entry + fmt.Sprintf(" %d %s", fi.Size(), s), nil
+		b = strconv.AppendInt(append(b, ' '), fi.Size(), 10)
+		return string(append(append(b, ' '), s...)), nil
 	}
+	entry := string(b)
 	x, err := xattrDigest(p)
 	if err != nil {
 		return "", err
@@ -162,26 +235,48 @@ func describe(p string, fi os.FileInfo, sc *cache.StatCache) (string, error) {
 // fileSum is the sha256 of a file's data, then " x:<digest>" of its
 // xattrs when it has any (cached together: both change the ctime).
 func fileSum(path string) (string, error) {
-	f, err := os.Open(path)
+	// A plain fd and a pooled buffer: a big context's first build hashes
+	// tens of thousands of files.
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return "", err
+		return "", &os.PathError{Op: "open", Path: path, Err: err}
 	}
-	defer f.Close()
+	defer unix.Close(fd)
 	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", fmt.Errorf("hashing %s: %w", path, err)
+	bp := sumBufs.Get().(*[]byte)
+	defer sumBufs.Put(bp)
+	for {
+		n, err := unix.Read(fd, *bp)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return "", fmt.Errorf("hashing %s: %w", path, err)
+		}
+		if n == 0 {
+			break
+		}
+		h.Write((*bp)[:n])
 	}
-	x, err := xattrDigest(path)
+	x, err := digestXattrs(func() ([]string, error) { return flistXattrs(fd) },
+		func(name string) ([]byte, error) { return fgetXattr(fd, name) })
 	if err != nil {
 		return "", err
 	}
 	return hex.EncodeToString(h.Sum(nil)) + x, nil
 }
 
+var sumBufs = sync.Pool{New: func() any { b := make([]byte, 128<<10); return &b }}
+
 // xattrDigest is " x:<sha256>" of p's extended attributes (the ones a copy
 // keeps: not SELinux labels or overlayfs' own), or "" if it has none.
 func xattrDigest(p string) (string, error) {
-	names, err := listXattrs(p)
+	return digestXattrs(func() ([]string, error) { return listXattrs(p) },
+		func(name string) ([]byte, error) { return getXattr(p, name) })
+}
+
+func digestXattrs(list func() ([]string, error), get func(string) ([]byte, error)) (string, error) {
+	names, err := list()
 	if err != nil {
 		return "", err
 	}
@@ -197,7 +292,7 @@ func xattrDigest(p string) (string, error) {
 	slices.Sort(keep)
 	h := sha256.New()
 	for _, n := range keep {
-		v, err := getXattr(p, n)
+		v, err := get(n)
 		if errors.Is(err, unix.ENODATA) {
 			continue
 		}
@@ -207,6 +302,53 @@ func xattrDigest(p string) (string, error) {
 		fmt.Fprintf(h, "%q %q\n", n, v)
 	}
 	return " x:" + hex.EncodeToString(h.Sum(nil))[:32], nil
+}
+
+// flistXattrs and fgetXattr are listXattrs and getXattr of an open file.
+func flistXattrs(fd int) ([]string, error) {
+	var small [256]byte
+	buf := small[:]
+	for {
+		n, err := unix.Flistxattr(fd, buf)
+		if errors.Is(err, unix.ERANGE) {
+			if n, err = unix.Flistxattr(fd, nil); err != nil {
+				return nil, err
+			}
+			buf = make([]byte, n)
+			continue
+		}
+		if errors.Is(err, unix.ENOTSUP) {
+			return nil, nil
+		}
+		if err != nil || n == 0 {
+			return nil, err
+		}
+		var names []string
+		for _, s := range strings.Split(string(buf[:n]), "\x00") {
+			if s != "" {
+				names = append(names, s)
+			}
+		}
+		return names, nil
+	}
+}
+
+func fgetXattr(fd int, name string) ([]byte, error) {
+	for {
+		n, err := unix.Fgetxattr(fd, name, nil)
+		if err != nil {
+			return nil, err
+		}
+		buf := make([]byte, n)
+		n, err = unix.Fgetxattr(fd, name, buf)
+		if errors.Is(err, unix.ERANGE) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		return buf[:n], nil
+	}
 }
 
 func listXattrs(p string) ([]string, error) {

@@ -78,10 +78,7 @@ func New(store *cache.Store, opts Options) *Solver {
 	}
 	s := &Solver{store: store, opts: opts, sem: make(chan struct{}, opts.Jobs), states: map[*dag.Vertex]*state{}, keys: map[dag.Digest]*keyState{}, dirs: map[*dag.Vertex]string{}}
 	if opts.History != "" {
-		s.rec = &recorder{cur: buildRecord{Steps: map[string]*stepRecord{}}}
-		if err := store.ReadBuildRecord(opts.History, &s.rec.prev); err != nil || s.rec.prev.Steps == nil {
-			s.rec.prev = buildRecord{Steps: map[string]*stepRecord{}}
-		}
+		s.rec = newRecorder(store, opts.History)
 	}
 	return s
 }
@@ -101,10 +98,8 @@ func (s *Solver) Solve(ctx context.Context, root *dag.Vertex) ([]cache.Layer, er
 	if st.err != nil {
 		return nil, st.err
 	}
-	if s.rec != nil {
-		if err := s.store.WriteBuildRecord(s.opts.History, &s.rec.cur); err != nil {
-			return nil, err
-		}
+	if err := s.rec.save(); err != nil {
+		return nil, err
 	}
 	if _, ok := root.Op.(*dag.LocalOp); ok {
 		return nil, errors.New("the build's result is a local directory, not an image")
@@ -273,9 +268,12 @@ func (s *Solver) contentDigest(ctx context.Context, v *dag.Vertex, files map[str
 }
 
 func copyOptions(op *dag.CopyOp, local *dag.LocalOp) fscopy.Options {
-	o := fscopy.Options{Sources: op.Sources, Dest: op.Dest, Chown: op.Chown, Chmod: op.Chmod, Excludes: op.Excludes, Unpack: op.Unpack}
+	// --exclude patterns are relative to each source, .dockerignore's to
+	// the context.
+	o := fscopy.Options{Sources: op.Sources, Dest: op.Dest, Chown: op.Chown, Chmod: op.Chmod,
+		SourceExcludes: op.Excludes, Parents: op.Parents, Unpack: op.Unpack}
 	if local != nil {
-		o.Excludes = append(append([]string(nil), local.Excludes...), op.Excludes...)
+		o.Excludes = local.Excludes
 		o.ContextOwner = true
 	}
 	return o
@@ -303,6 +301,7 @@ func (s *Solver) exec(ctx context.Context, v *dag.Vertex, inputs []*state, p *St
 		if local, ok := v.Inputs[1].Op.(*dag.LocalOp); ok {
 			c.SrcDir = local.Dir
 			c.Options = copyOptions(op, local)
+			c.Options.Reuse = s.reuseFor(ctx, v, inputs[0].layers) // see reuse.go
 		} else if dir, ok := s.dirOf(v.Inputs[1]); ok {
 			c.SrcDir = dir
 			c.Options = copyOptions(op, nil)

@@ -199,11 +199,13 @@ func (a *applier) create(target string, hdr *tar.Header, r io.Reader) error {
 	case tar.TypeReg, tar.TypeRegA:
 		// O_EXCL|O_NOFOLLOW: whatever was there is gone, so this can only
 		// create a new file, never write through a link.
-		f, err := os.OpenFile(target, os.O_WRONLY|os.O_CREATE|os.O_EXCL|unix.O_NOFOLLOW, 0o600)
+		f, err := openFile(target, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW, 0o600)
 		if err != nil {
 			return err
 		}
-		_, err = io.Copy(f, r)
+		bp := copyBufs.Get().(*[]byte)
+		_, err = io.CopyBuffer(struct{ io.Writer }{f}, r, *bp) // the Writer only: no ReadFrom detour
+		copyBufs.Put(bp)
 		if cerr := f.Close(); err == nil {
 			err = cerr
 		}

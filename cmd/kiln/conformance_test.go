@@ -70,6 +70,9 @@ func TestConformance(t *testing.T) {
 	for _, dir := range dirs {
 		name := filepath.Base(dir)
 		t.Run(name, func(t *testing.T) {
+			// Cases share the store, as concurrent builds may (go test
+			// -parallel bounds how many run at once); each has its own tag.
+			t.Parallel()
 			b, err := os.ReadFile(filepath.Join(dir, "expect.json"))
 			if err != nil {
 				t.Fatal(err)

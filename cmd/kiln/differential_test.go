@@ -54,6 +54,10 @@ const (
 		"BuildKit creates it at WORKDIR (mkdir -p, 0755, owned by the USER of that moment)"
 )
 
+// chmodParents: BuildKit's directories made for a COPY --chmod.
+const chmodParents = "BuildKit creates the missing destination and parents of COPY --chmod with that mode " +
+	"(fsutil#228, moby#49851); buildah 1.28 with 0755"
+
 // each is the same difference at several keys.
 func each(who whoIsWrong, why string, keys ...string) []known {
 	var out []known
@@ -87,9 +91,6 @@ var differentialCases = map[string]diffCase{
 	"e2e/056-copy-relative-dest":  {known: []known{{"layers", buildahDiffers, workdirLayer}}},
 	"e2e/053-copy-chown-unknown-user": {known: []known{{"build", buildahDiffers,
 		"BuildKit resolves a --chown name missing from /etc/passwd to 0 (llbsolver/ops/user_linux.go readUser); buildah 1.28 fails"}}},
-	"e2e/063-copy-no-escape": {known: []known{
-		{"build", buildahDiffers, "BuildKit strips a leading ../ from sources (no escape from the context) and allows a wildcard " +
-			"matching nothing; buildah 1.28 fails on ../../etc/hostname*"}}},
 	"e2e/065-copy-heredoc":        {unsupported: "heredocs"},
 	"e2e/067-add-unpack-false":    {unsupported: "ADD --unpack (dockerfile 1.17)"},
 	"e2e/079-run-workdir-is-cwd":  {known: []known{{"layers", buildahDiffers, workdirLayer}}},
@@ -102,18 +103,16 @@ var differentialCases = map[string]diffCase{
 	"e2e/109-layers-and-history": {known: []known{
 		{"layers", buildahDiffers, workdirLayer},
 		{"/w", buildahDiffers, workdirDir}}},
+	"e2e/205-copy-parents":               {unsupported: "COPY --parents (dockerfile 1.20)"},
+	"e2e/207-copy-exclude-per-source":    {unsupported: "COPY --exclude (dockerfile 1.19)"},
+	"e2e/212-copy-chmod-created-parents": {known: each(buildahDiffers, chmodParents, "/new", "/new/path")},
 	"e2e/113-err-bad-substitution": {known: []known{
 		{"build", buildahDiffers, "BuildKit rejects ${} as a bad substitution; buildah 1.28 accepts it"}}},
 
-	// TODO(lead): kiln bug. `COPY dir/ /new/` (the directory's contents)
-	// must create /new like a missing parent: MkdirAll 0755 with the --chown
-	// owner, root without (fsutil copy prepareTargetDir, CopyDirContents);
-	// kiln gives it the source directory's mode and owner.
 	"differential/01-copy-tree": {known: []known{
-		{"/chmodded", buildahDiffers, "BuildKit creates the missing destination of COPY --chmod with that mode (fsutil copy prepareTargetDir); buildah 1.28 with 0755"}}},
-	"differential/03-copy-from-stage": {known: []known{
-		{"/sub-contents", kilnBug, "kiln bug: the created destination of a directory's contents takes the source directory's mode and owner; " +
-			"BuildKit creates it 0755, owned by --chown or root"}}},
+		{"/chmodded", buildahDiffers, chmodParents},
+		{"/new", buildahDiffers, chmodParents},
+		{"/new/parent", buildahDiffers, chmodParents}}},
 	"differential/04-metadata": {known: []known{
 		{"config.Env", buildahDiffers, "BuildKit replaces a redefined variable in place (ENV PATH keeps its position); buildah 1.28 moves it to the end"},
 		{"config.Cmd", buildahDiffers, "BuildKit wraps a shell-form CMD in the SHELL of the stage; buildah 1.28 always uses /bin/sh -c"},

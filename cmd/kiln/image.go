@@ -83,7 +83,14 @@ func export(ctx context.Context, store *cache.Store, d dag.Digest, name string, 
 			return nil
 		}
 	}
-	img, err := store.Image(ctx, d)
+	// Layers built here are stored uncompressed; an image that leaves the
+	// machine gets them gzipped (once: the store keeps the gzip blobs).
+	// The filesystem outputs read the layers uncompressed anyway.
+	imageOf := store.DistributableImage
+	if out.Type == exporter.TypeLocal || out.Type == exporter.TypeTar {
+		imageOf = store.Image
+	}
+	img, err := imageOf(ctx, d)
 	if err != nil {
 		return err
 	}

@@ -65,9 +65,9 @@ func TestCopy(t *testing.T) {
 		{name: "missing parents created", opts: Options{Sources: []string{"a.txt"}, Dest: "/x/y/z.txt"},
 			want: map[string]string{"x": "d 0755", "x/y": "d 0755", "x/y/z.txt": fileOf("0644", "a.txt")}},
 		{name: "dir contents", opts: Options{Sources: []string{"dir"}, Dest: "/out"},
-			want: dirContents("out", "d 0750")},
+			want: dirContents("out", "d 0755")},
 		{name: "dir contents with trailing slashes", opts: Options{Sources: []string{"dir/"}, Dest: "/out/"},
-			want: dirContents("out", "d 0750")},
+			want: dirContents("out", "d 0755")},
 		{name: "dir merged into existing dir keeps its metadata",
 			dest: []ent{{"d", "out", 0o700, ""}, {"f", "out/old", 0o644, "old"}, {"d", "out/sub", 0o711, ""}},
 			opts: Options{Sources: []string{"dir"}, Dest: "/out"},
@@ -103,7 +103,9 @@ func TestCopy(t *testing.T) {
 		{name: "multiple sources onto existing dir", dest: []ent{{"d", "w", 0o755, ""}},
 			opts: Options{Sources: []string{"a.txt", "b.txt"}, Dest: "/w"},
 			want: map[string]string{"w": "d 0755", "w/a.txt": fileOf("0644", "a.txt"), "w/b.txt": fileOf("0600", "b.txt")}},
-		{name: "wildcard without slash", opts: Options{Sources: []string{"*.md"}, Dest: "/w"}, wantErr: ErrDestNotDir},
+		{name: "wildcard matching several without slash", opts: Options{Sources: []string{"[ab].txt"}, Dest: "/w"}, wantErr: ErrDestNotDir},
+		{name: "wildcard matching one file names the file", opts: Options{Sources: []string{"*.md"}, Dest: "/w"},
+			want: map[string]string{"w": fileOf("0644", "c.md")}},
 		{name: "dotdot source stays in root", opts: Options{Sources: []string{"../../etc/passwd"}, Dest: "/p"},
 			want: map[string]string{"p": fileOf("0644", "etc/passwd")}},
 		{name: "absolute source symlink stays in root", opts: Options{Sources: []string{"esc/passwd"}, Dest: "/p"},
@@ -133,20 +135,22 @@ func TestCopy(t *testing.T) {
 			opts: Options{Sources: []string{"r"}, Dest: "/"},
 			want: map[string]string{"usr": "d 0755", "usr/lib": "d 0755", "lib": "l /usr/lib", "usr/lib/x.so": fileOf("0644", "r/lib/x.so")}},
 		{name: "excludes inside a dir", opts: Options{Sources: []string{"dir"}, Dest: "/out", Excludes: []string{"dir/*.log", "dir/sub", "dir/h?"}},
-			want: with(dirContents("out", "d 0750"), "out/y.log", "", "out/sub", "", "out/sub/z", "", "out/h1", "", "out/h2", "")},
+			want: with(dirContents("out", "d 0755"), "out/y.log", "", "out/sub", "", "out/sub/z", "", "out/h1", "", "out/h2", "")},
 		{name: "excluded literal", opts: Options{Sources: []string{"c.md"}, Dest: "/o", Excludes: []string{"*.md"}}, wantErr: &notFound},
 		{name: "excluded symlink target", opts: Options{Sources: []string{"linkdir"}, Dest: "/o", Excludes: []string{"dir/sub"}}, wantErr: &notFound},
 		{name: "excluded wildcard matches skipped", opts: Options{Sources: []string{"*.txt", "*.md"}, Dest: "/w/", Excludes: []string{"*.md", "link*", "we*"}},
 			want: map[string]string{"w": "d 0755", "w/a.txt": fileOf("0644", "a.txt"), "w/b.txt": fileOf("0600", "b.txt")}},
 		{name: "exclusion exception", opts: Options{Sources: []string{"dir"}, Dest: "/out", Excludes: []string{"dir", "!dir/keep.txt", "!dir/sub/z"}},
-			want: map[string]string{"out": "d 0750", "out/keep.txt": fileOf("0644", "dir/keep.txt"), "out/sub": "d 0755", "out/sub/z": fileOf("4755", "dir/sub/z")}},
+			want: map[string]string{"out": "d 0755", "out/keep.txt": fileOf("0644", "dir/keep.txt"), "out/sub": "d 0755", "out/sub/z": fileOf("4755", "dir/sub/z")}},
 		{name: "chmod octal", opts: Options{Sources: []string{"dir/sub", "a.txt"}, Dest: "/o/", Chmod: "0640"},
 			want: map[string]string{"o": "d 0640", "o/z": fileOf("0640", "dir/sub/z"), "o/a.txt": fileOf("0640", "a.txt")}},
 		{name: "chmod symbolic", opts: Options{Sources: []string{"a.txt", "b.txt", "dir/x.go", "dir/lnk"}, Dest: "/o/", Chmod: "g+w,o="},
-			want: map[string]string{"o": "d 0755", "o/a.txt": fileOf("0660", "a.txt"), "o/b.txt": fileOf("0620", "b.txt"),
+			want: map[string]string{"o": "d 0770", "o/a.txt": fileOf("0660", "a.txt"), "o/b.txt": fileOf("0620", "b.txt"),
 				"o/x.go": fileOf("0770", "dir/x.go"), "o/lnk": fileOf("0770", "dir/x.go")}},
-		{name: "chmod not applied to created parents", opts: Options{Sources: []string{"a.txt"}, Dest: "/p/q/a", Chmod: "0600"},
-			want: map[string]string{"p": "d 0755", "p/q": "d 0755", "p/q/a": fileOf("0600", "a.txt")}},
+		{name: "chmod applied to created parents (fsutil#228)", opts: Options{Sources: []string{"a.txt"}, Dest: "/p/q/a", Chmod: "0600"},
+			want: map[string]string{"p": "d 0600", "p/q": "d 0600", "p/q/a": fileOf("0600", "a.txt")}},
+		{name: "symbolic chmod of created parents starts from 0755", opts: Options{Sources: []string{"a.txt"}, Dest: "/p/a", Chmod: "g+w"},
+			want: map[string]string{"p": "d 0775", "p/a": fileOf("0664", "a.txt")}},
 		{name: "bad chmod", opts: Options{Sources: []string{"a.txt"}, Dest: "/a", Chmod: "u+q"}, wantErr: errAny},
 	}
 	for _, tc := range tests {
@@ -269,6 +273,10 @@ func TestCopyPreservesMetadata(t *testing.T) {
 	}
 	for _, rel := range []string{"", "x.go", "sub", "sub/z", "sticky", "lnk", "h1"} {
 		s, d := statOf(t, filepath.Join(src, "dir", rel)), statOf(t, filepath.Join(dst, "out", rel))
+		if rel == "" {
+			// The contents' dest is made 0755 (fsutil#47); it keeps the times.
+			s.Mode = s.Mode&^0o7777 | 0o755
+		}
 		if s.Mode != d.Mode {
 			t.Errorf("%s: mode %o, want %o", rel, d.Mode, s.Mode)
 		}

@@ -8,6 +8,7 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
+	"syscall"
 
 	"github.com/kiln-build/kiln/executor/user"
 )
@@ -28,12 +29,23 @@ type Options struct {
 	// Excludes are patterns in .dockerignore syntax relative to srcRoot:
 	// matching files are neither copied nor selected.
 	Excludes []string `json:"excludes,omitempty"`
+	// SourceExcludes (COPY --exclude) are the same kind of patterns, but
+	// matched against paths relative to each selected source, as BuildKit
+	// does: --exclude=*.md skips dir/x.md for a source "dir".
+	SourceExcludes []string `json:"sourceExcludes,omitempty"`
+	// Parents (COPY --parents) keeps each source's path below Dest: up to
+	// a "/./" in the source, if it has one, else from srcRoot. "**"
+	// matches any number of directories.
+	Parents bool `json:"parents,omitempty"`
 	// ContextOwner says the source is the build context: files are owned
 	// 0:0 unless Chown says otherwise.
 	ContextOwner bool `json:"contextOwner,omitempty"`
 	// Unpack (ADD) extracts a source that is a tar archive (plain, gzip,
 	// bzip2, xz or zstd, told by content, not name) into Dest.
 	Unpack bool `json:"unpack,omitempty"`
+	// Reuse, if set, takes unchanged files from an earlier run's snapshot
+	// as hard links. It changes how, never what, the copy writes.
+	Reuse *Reuse `json:"reuse,omitempty"`
 }
 
 // NotFoundError is returned when a literal (non-wildcard) source does not
@@ -61,7 +73,7 @@ var ErrDestNotDir = errors.New("When using COPY with more than one source file, 
 // source symlink that is followed is reported both as the link and as what
 // it points to. The solver hashes exactly these for the cache key.
 func Walk(ctx context.Context, srcRoot string, o Options, fn func(rel string, fi os.FileInfo) error) error {
-	s, err := newSelector(srcRoot, o.Excludes)
+	s, err := newSelector(srcRoot, o)
 	if err != nil {
 		return err
 	}
@@ -76,7 +88,7 @@ func Walk(ctx context.Context, srcRoot string, o Options, fn func(rel string, fi
 				return err
 			}
 		}
-		if err := s.walk(ctx, m.node, m.excluded, v); err != nil {
+		if err := s.walk(ctx, m.scope, m.node, !m.excluded, m.excluded && s.reincludes(), v); err != nil {
 			return err
 		}
 	}
@@ -97,7 +109,11 @@ func Copy(ctx context.Context, srcRoot, destRoot string, o Options) error {
 	if err != nil {
 		return err
 	}
-	c := &copier{destRoot: destRoot, links: map[devIno]string{}, contextOwner: o.ContextOwner}
+	c := &copier{destRoot: destRoot, links: map[devIno]string{}, contextOwner: o.ContextOwner,
+		pool: newPool(maxCopiers()), written: map[string]bool{}, linked: map[string]string{},
+		reused: newReuser(o.Reuse)}
+	defer c.reused.close()
+	defer c.pool.wait() // never return with copies still running (they use c.reused)
 	if o.Chown != "" {
 		uid, gid, err := user.LookupChown(destRoot, o.Chown)
 		if err != nil {
@@ -110,7 +126,7 @@ func Copy(ctx context.Context, srcRoot, destRoot string, o Options) error {
 			return err
 		}
 	}
-	s, err := newSelector(srcRoot, o.Excludes)
+	s, err := newSelector(srcRoot, o)
 	if err != nil {
 		return err
 	}
@@ -121,28 +137,43 @@ func Copy(ctx context.Context, srcRoot, destRoot string, o Options) error {
 	if err != nil {
 		return err
 	}
-	matches, wildcard, err := s.expand(ctx, o.Sources)
+	matches, _, err := s.expand(ctx, o.Sources)
 	if err != nil {
 		return err
 	}
-	if (len(o.Sources) > 1 || wildcard) && !dirHint && !destIsDir {
-		return ErrDestNotDir
+	// Several sources, or a wildcard matching several, need a directory
+	// unless all are directories, whose contents merge there (as do
+	// --parents sources); a wildcard matching one file may name the file
+	// (COPY *.jar /app.jar). BuildKit would let each file overwrite the
+	// last; this says so instead.
+	if (len(o.Sources) > 1 || len(matches) > 1) && !o.Parents && !dirHint && !destIsDir {
+		for _, m := range matches {
+			if !m.node.fi.IsDir() {
+				return ErrDestNotDir
+			}
+		}
 	}
 	if len(matches) == 0 {
 		return nil
 	}
 
-	// Missing parents are owned by the --chown owner, else root.
+	// Missing parents are owned by the --chown owner, else root, and are
+	// 0755 or, with --chmod, its mode (fsutil#228, BuildKit since 0.21).
 	puid, pgid := uint32(0), uint32(0)
 	if c.chown {
 		puid, pgid = c.uid, c.gid
 	}
-	parent, err := mkdirAll(destRoot, path.Dir(destClean), 0o755, puid, pgid)
+	pmode := uint32(0o755)
+	if c.chmod != nil {
+		pmode = c.chmod(0o755, true)
+	}
+	parent, err := mkdirAll(destRoot, path.Dir(destClean), pmode, puid, pgid)
 	if err != nil {
 		return err
 	}
 	base := path.Base(destClean)
 	destPath := filepath.Join(parent, base)
+	var dirTimes []*node // directories whose contents went to their dest
 	if destClean == "/" {
 		destPath = destRoot
 	}
@@ -154,7 +185,7 @@ func Copy(ctx context.Context, srcRoot, destRoot string, o Options) error {
 			if r, ok, err := openArchive(m.node.abs); err != nil {
 				return err
 			} else if ok {
-				dir, err := mkdirAll(destRoot, destClean, 0o755, puid, pgid)
+				dir, err := mkdirAll(destRoot, destClean, pmode, puid, pgid)
 				if err == nil {
 					err = extract(ctx, r, dir, c)
 				}
@@ -167,11 +198,18 @@ func Copy(ctx context.Context, srcRoot, destRoot string, o Options) error {
 		}
 		switch {
 		case m.node.fi.IsDir():
-			// A directory's contents go into dest, which is created with
-			// the directory's metadata when missing.
+			// A directory's contents go into dest. A missing dest is made
+			// like a missing parent (not with the directory's mode and
+			// owner: fsutil#47); it takes the directory's times once
+			// filled, existing or not.
+			if _, err := os.Lstat(destPath); errors.Is(err, os.ErrNotExist) {
+				if _, err := mkdirAll(destRoot, destClean, pmode, puid, pgid); err != nil {
+					return err
+				}
+			}
 			m.node.dest = destPath
 		case dirHint || destIsDir:
-			dir, err := mkdirAll(destRoot, destClean, 0o755, puid, pgid)
+			dir, err := mkdirAll(destRoot, destClean, pmode, puid, pgid)
 			if err != nil {
 				return err
 			}
@@ -179,7 +217,18 @@ func Copy(ctx context.Context, srcRoot, destRoot string, o Options) error {
 		default:
 			m.node.dest = destPath
 		}
-		if err := s.walk(ctx, m.node, m.excluded, c); err != nil {
+		if err := s.walk(ctx, m.scope, m.node, !m.excluded, m.excluded && s.reincludes(), c); err != nil {
+			return err
+		}
+		if m.node.fi.IsDir() {
+			dirTimes = append(dirTimes, m.node)
+		}
+	}
+	if err := c.pool.wait(); err != nil {
+		return err
+	}
+	for _, n := range dirTimes {
+		if err := setTimes(n.dest, n.fi.Sys().(*syscall.Stat_t)); err != nil {
 			return err
 		}
 	}

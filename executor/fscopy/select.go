@@ -25,6 +25,7 @@ type node struct {
 	// Set by the copier.
 	dest    string // where it goes in destRoot
 	created bool   // the copier created this directory
+	refs    int32  // created dir: the walk + copies still writing into it (atomic)
 }
 
 // visitor receives the selected entries: enter and leave around a
@@ -42,25 +43,104 @@ type match struct {
 	excluded bool   // node is an excluded directory with re-included children
 	link     os.FileInfo
 	linkRel  string
+	scope    *scope // the patterns that apply below node, relative to it
+}
+
+// scope holds the patterns that apply to the entries below one selected
+// source, matched against their paths relative to it, as BuildKit's copy
+// does: COPY --exclude patterns, and the include pattern of COPY --parents.
+type scope struct {
+	base    string                         // the source's rel; entries' paths are taken relative to it
+	exclude *patternmatcher.PatternMatcher // nil: none
+	include *patternmatcher.PatternMatcher // nil: everything
+	incComp []string                       // the include pattern's components, to prune the walk
+}
+
+// within is rel relative to the scope's base.
+func (sc *scope) within(rel string) string {
+	if sc == nil || sc.base == "." {
+		return rel
+	}
+	if rel == sc.base {
+		return "."
+	}
+	return strings.TrimPrefix(rel, sc.base+"/")
+}
+
+// mayIncludeBelow reports whether the include pattern can match something
+// below the directory r (relative to the base) that it does not match.
+func (sc *scope) mayIncludeBelow(r string) bool {
+	comps := strings.Split(r, "/")
+	for i, c := range comps {
+		if i >= len(sc.incComp) {
+			return false
+		}
+		p := sc.incComp[i]
+		if p == "**" {
+			return true
+		}
+		if ok, _ := filepath.Match(p, c); !ok {
+			return false
+		}
+	}
+	return len(comps) < len(sc.incComp)
 }
 
 type selector struct {
-	root string
-	pm   *patternmatcher.PatternMatcher // nil without excludes
+	root    string
+	pm      *patternmatcher.PatternMatcher // nil without excludes
+	srcEx   *patternmatcher.PatternMatcher // Options.SourceExcludes; nil without
+	parents bool                           // COPY --parents
 }
 
-func newSelector(root string, excludes []string) (*selector, error) {
+func newSelector(root string, o Options) (*selector, error) {
 	root, err := cleanRoot(root)
 	if err != nil {
 		return nil, err
 	}
-	s := &selector{root: root}
-	if len(excludes) > 0 {
-		if s.pm, err = patternmatcher.New(excludes); err != nil {
+	s := &selector{root: root, parents: o.Parents}
+	if len(o.Excludes) > 0 {
+		if s.pm, err = patternmatcher.New(o.Excludes); err != nil {
 			return nil, fmt.Errorf("parsing exclude patterns: %w", err)
 		}
 	}
+	if len(o.SourceExcludes) > 0 {
+		if s.srcEx, err = patternmatcher.New(o.SourceExcludes); err != nil {
+			return nil, fmt.Errorf("parsing --exclude patterns: %w", err)
+		}
+	}
 	return s, nil
+}
+
+// state says whether the entry rel (below the source of sc) is selected
+// and, for a directory that is not, whether something below it may be.
+func (s *selector) state(sc *scope, rel string, dir bool) (sel, descend bool, err error) {
+	exRoot, err := s.excluded(rel)
+	if err != nil {
+		return false, false, err
+	}
+	r := sc.within(rel)
+	exSrc, inc := false, true
+	if r != "." && sc != nil {
+		if sc.exclude != nil {
+			if exSrc, err = sc.exclude.MatchesOrParentMatches(r); err != nil {
+				return false, false, fmt.Errorf("matching %s against --exclude patterns: %w", r, err)
+			}
+		}
+		if sc.include != nil {
+			if inc, err = sc.include.MatchesOrParentMatches(r); err != nil {
+				return false, false, fmt.Errorf("matching %s against --parents pattern: %w", r, err)
+			}
+		}
+	}
+	sel = !exRoot && !exSrc && inc
+	if sel || !dir {
+		return sel, false, nil
+	}
+	descend = (!exRoot || s.reincludes()) &&
+		(!exSrc || sc.exclude.Exclusions()) &&
+		(inc || sc.mayIncludeBelow(r))
+	return false, descend, nil
 }
 
 func (s *selector) excluded(rel string) (bool, error) {
@@ -121,6 +201,35 @@ func (s *selector) expand(ctx context.Context, sources []string) (ms []match, wi
 		if err := ctx.Err(); err != nil {
 			return nil, false, err
 		}
+		sc := &scope{exclude: s.srcEx}
+		lit := src
+		if s.parents {
+			// COPY --parents: the part after a "/./" pivot (else all of
+			// it) is kept below the destination; what comes before it is
+			// the directory whose contents are copied, as BuildKit does.
+			parent, pattern, ok := strings.Cut(src, "/./")
+			if !ok {
+				parent, pattern = "/", src
+			}
+			pattern = strings.TrimPrefix(path.Clean("/"+pattern), "/")
+			if pattern != "" {
+				pm, err := patternmatcher.New([]string{pattern})
+				if err != nil {
+					return nil, false, fmt.Errorf("source %q: %w", src, err)
+				}
+				sc.include, sc.incComp = pm, strings.Split(pattern, "/")
+			}
+			src = parent
+			if !containsWildcards(parent) && !containsWildcards(pattern) && pattern != "" {
+				// Without wildcards the path must exist.
+				req := strings.TrimPrefix(path.Clean("/"+parent+"/"+pattern), "/")
+				if _, ok, err := s.resolve(ctx, req); err != nil {
+					return nil, false, err
+				} else if !ok {
+					return nil, false, &NotFoundError{Source: lit, ExcludedBy: s.excludedBy(req)}
+				}
+			}
+		}
 		rel := strings.TrimPrefix(path.Clean("/"+src), "/")
 		if rel == "" {
 			rel = "."
@@ -131,15 +240,16 @@ func (s *selector) expand(ctx context.Context, sources []string) (ms []match, wi
 				return nil, false, err
 			}
 			if !ok {
-				return nil, false, &NotFoundError{Source: src, ExcludedBy: s.excludedBy(rel)}
+				return nil, false, &NotFoundError{Source: lit, ExcludedBy: s.excludedBy(rel)}
 			}
+			m.scope = sc.at(m.node.rel)
 			ms = append(ms, m)
 			continue
 		}
 		wildcard = true
 		cands, err := s.glob(rel)
 		if err != nil {
-			return nil, false, fmt.Errorf("source %q: %w", src, err)
+			return nil, false, fmt.Errorf("source %q: %w", lit, err)
 		}
 		for _, c := range cands {
 			m, ok, err := s.resolve(ctx, c)
@@ -147,11 +257,19 @@ func (s *selector) expand(ctx context.Context, sources []string) (ms []match, wi
 				return nil, false, err
 			}
 			if ok {
+				m.scope = sc.at(m.node.rel)
 				ms = append(ms, m)
 			}
 		}
 	}
 	return ms, wildcard, nil
+}
+
+// at is sc for a source found at rel.
+func (sc *scope) at(rel string) *scope {
+	c := *sc
+	c.base = rel
+	return &c
 }
 
 // resolve looks up one literal source path. A symlink is followed inside
@@ -227,7 +345,7 @@ func (findVisitor) leaf(*node) error  { return errFound }
 // hasSelected reports whether the excluded directory n has a re-included
 // descendant.
 func (s *selector) hasSelected(ctx context.Context, n *node) (bool, error) {
-	err := s.walk(ctx, n, true, findVisitor{})
+	err := s.walk(ctx, nil, n, false, true, findVisitor{})
 	if errors.Is(err, errFound) {
 		return true, nil
 	}
@@ -241,6 +359,18 @@ func (s *selector) glob(pattern string) ([]string, error) {
 	cands := []string{"."}
 	wild := false // like BuildKit, match every component after the first wildcard one
 	for _, comp := range strings.Split(pattern, "/") {
+		if !wild && containsWildcards(comp) && cands[0] != "." {
+			// The directory before the first wildcard must exist, as in
+			// BuildKit (fsutil ResolveWildcards walks it): a wildcard may
+			// match nothing, a missing directory is a mistake.
+			abs, err := securejoin.SecureJoin(s.root, cands[0])
+			if err != nil {
+				return nil, fmt.Errorf("resolving %s: %w", cands[0], err)
+			}
+			if _, err := os.Stat(abs); err != nil {
+				return nil, &NotFoundError{Source: cands[0], ExcludedBy: s.excludedBy(cands[0])}
+			}
+		}
 		wild = wild || containsWildcards(comp)
 		var next []string
 		for _, dir := range cands {
@@ -283,16 +413,17 @@ func containsWildcards(name string) bool {
 	return false
 }
 
-// walk visits n and, for a directory, its selected descendants in lexical
-// order. Symlinks below the top are never followed. An excluded directory
-// is descended only when patterns may re-include something, and entered
-// (lazily) only if something below it is selected.
-func (s *selector) walk(ctx context.Context, n *node, excluded bool, v visitor) error {
+// walk visits n, if sel, and, for a directory that is selected or worth
+// descending, its selected descendants in lexical order. Symlinks below
+// the top are never followed. A directory that is not selected itself (an
+// excluded one with re-included children, or a parent of what a --parents
+// pattern includes) is entered lazily, only if something below it is.
+func (s *selector) walk(ctx context.Context, sc *scope, n *node, sel, descend bool, v visitor) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
 	if !n.fi.IsDir() {
-		if excluded {
+		if !sel {
 			return nil
 		}
 		if err := s.enterPending(n.parent, v); err != nil {
@@ -300,10 +431,10 @@ func (s *selector) walk(ctx context.Context, n *node, excluded bool, v visitor) 
 		}
 		return v.leaf(n)
 	}
-	if excluded && !s.reincludes() {
+	if !sel && !descend {
 		return nil
 	}
-	if !excluded {
+	if sel {
 		if err := s.enterPending(n.parent, v); err != nil {
 			return err
 		}
@@ -312,22 +443,26 @@ func (s *selector) walk(ctx context.Context, n *node, excluded bool, v visitor) 
 		}
 		n.entered = true
 	}
-	ents, err := os.ReadDir(n.abs)
+	ents, err := readDirStat(n.abs)
 	if err != nil {
+		var pe *os.PathError
+		if errors.As(err, &pe) && pe.Op == "lstat" {
+			return fmt.Errorf("source %s: %w", path.Join(n.rel, path.Base(pe.Path)), err)
+		}
 		return fmt.Errorf("reading source directory %s: %w", n.rel, err)
 	}
-	for _, e := range ents {
-		abs := filepath.Join(n.abs, e.Name())
-		fi, err := os.Lstat(abs)
-		if err != nil {
-			return fmt.Errorf("source %s: %w", path.Join(n.rel, e.Name()), err)
+	for _, fi := range ents {
+		name := fi.Name()
+		rel := name
+		if n.rel != "." {
+			rel = n.rel + "/" + name
 		}
-		child := &node{parent: n, name: e.Name(), rel: path.Join(n.rel, e.Name()), abs: abs, fi: fi}
-		ex, err := s.excluded(child.rel)
+		child := &node{parent: n, name: name, rel: rel, abs: n.abs + "/" + name, fi: fi}
+		csel, cdesc, err := s.state(sc, child.rel, fi.IsDir())
 		if err != nil {
 			return err
 		}
-		if err := s.walk(ctx, child, ex, v); err != nil {
+		if err := s.walk(ctx, sc, child, csel, cdesc, v); err != nil {
 			return err
 		}
 	}

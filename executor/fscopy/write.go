@@ -3,11 +3,11 @@ package fscopy
 import (
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 
 	securejoin "github.com/cyphar/filepath-securejoin"
@@ -24,6 +24,11 @@ type copier struct {
 	contextOwner bool
 	chmod        func(mode uint32, dir bool) uint32 // nil keeps the mode
 	links        map[devIno]string                  // source inode → first dest path
+	pool         *pool                              // copies regular files concurrently
+	written      map[string]bool                    // dest paths written so far (by the walk)
+	reused       *reuser                            // nil: copy every file
+	linkMu       sync.Mutex
+	linked       map[string]string // dest → path in the upper dir, of reuse links
 }
 
 func (c *copier) destOf(n *node) string {
@@ -53,6 +58,12 @@ func (c *copier) mode(st *syscall.Stat_t, dir bool) uint32 {
 
 func (c *copier) enter(n *node) error {
 	dst := c.destOf(n)
+	if err := c.settle(dst); err != nil {
+		return err
+	}
+	if c.isLinked(dst) {
+		return fmt.Errorf("cannot copy directory %s onto non-directory %s", n.rel, c.show(dst))
+	}
 	fi, err := os.Lstat(dst)
 	switch {
 	case err == nil && fi.IsDir():
@@ -79,6 +90,8 @@ func (c *copier) enter(n *node) error {
 		return fmt.Errorf("creating directory %s: %w", c.show(dst), err)
 	}
 	n.created = true
+	n.refs = 1 // the walk's, dropped by leave
+	c.written[dst] = true
 	st := n.fi.Sys().(*syscall.Stat_t)
 	uid, gid := c.owner(st)
 	if err := lchownIfNeeded(dst, uid, gid); err != nil {
@@ -91,6 +104,13 @@ func (c *copier) leave(n *node) error {
 	if !n.created {
 		return nil
 	}
+	c.release(n)
+	return c.pool.failed()
+}
+
+// finish sets a created directory's mode and times, once everything in it
+// has been written.
+func (c *copier) finish(n *node) error {
 	st := n.fi.Sys().(*syscall.Stat_t)
 	// Mode and times last: filling the directory changed its mtime.
 	if err := unix.Chmod(n.dest, c.mode(st, true)); err != nil {
@@ -101,8 +121,20 @@ func (c *copier) leave(n *node) error {
 
 func (c *copier) leaf(n *node) error {
 	dst := c.destOf(n)
+	if err := c.settle(dst); err != nil {
+		return err
+	}
+	if err := c.unlink(dst); err != nil {
+		return err
+	}
 	st := n.fi.Sys().(*syscall.Stat_t)
-	if fi, err := os.Lstat(dst); err == nil {
+	// In a directory this copy created, only this copy wrote: a path it
+	// has not written cannot exist, and need not be looked up first.
+	fresh := n.parent != nil && n.parent.created && !c.written[dst]
+	c.written[dst] = true
+	if fresh {
+		// nothing to replace
+	} else if fi, err := os.Lstat(dst); err == nil {
 		if fi.IsDir() {
 			return fmt.Errorf("cannot overwrite directory %s with non-directory %s", c.show(dst), n.rel)
 		}
@@ -128,12 +160,25 @@ func (c *copier) leaf(n *node) error {
 	uid, gid := c.owner(st)
 	switch m := n.fi.Mode(); {
 	case m.IsRegular():
+		if key == (devIno{}) {
+			var dir *node
+			if n.parent != nil && n.parent.created {
+				dir = n.parent
+			}
+			c.spawn(dir, func() error {
+				if c.reuse(n, dst, st, uid, gid) {
+					return nil
+				}
+				return c.copyFile(n, dst, st, uid, gid)
+			})
+			return nil
+		}
+		// A hard link's first copy must exist before the next one links
+		// to it: copied here, in walk order.
 		if err := c.copyFile(n, dst, st, uid, gid); err != nil {
 			return err
 		}
-		if key != (devIno{}) {
-			c.links[key] = dst
-		}
+		c.links[key] = dst
 		return nil
 	case m&os.ModeSymlink != 0:
 		target, err := os.Readlink(n.abs)
@@ -166,42 +211,6 @@ func (c *copier) leaf(n *node) error {
 		return setTimes(dst, st)
 	}
 	return fmt.Errorf("copying %s: unsupported file type %s", n.rel, n.fi.Mode().Type())
-}
-
-func (c *copier) copyFile(n *node, dst string, st *syscall.Stat_t, uid, gid int) error {
-	in, err := os.OpenFile(n.abs, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
-	if err != nil {
-		return fmt.Errorf("opening source %s: %w", n.rel, err)
-	}
-	defer in.Close()
-	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL|syscall.O_NOFOLLOW, 0o600)
-	if err != nil {
-		return fmt.Errorf("creating %s: %w", c.show(dst), err)
-	}
-	err = func() error {
-		// *os.File to *os.File: io.Copy uses copy_file_range/sendfile.
-		if _, err := io.Copy(out, in); err != nil {
-			return fmt.Errorf("copying %s: %w", n.rel, err)
-		}
-		// chown before chmod (it clears setuid) and xattrs (it clears
-		// security.capability).
-		if uid != os.Geteuid() || gid != int(ownerGID(out)) {
-			if err := out.Chown(uid, gid); err != nil {
-				return fmt.Errorf("chown %s: %w", c.show(dst), err)
-			}
-		}
-		if err := out.Chmod(goMode(c.mode(st, false))); err != nil {
-			return fmt.Errorf("chmod %s: %w", c.show(dst), err)
-		}
-		return copyXattrs(n.abs, dst, false)
-	}()
-	if cerr := out.Close(); err == nil && cerr != nil {
-		err = fmt.Errorf("closing %s: %w", c.show(dst), cerr)
-	}
-	if err != nil {
-		return err
-	}
-	return setTimes(dst, st)
 }
 
 // resolve follows symlinks in p (inside destRoot) without leaving destRoot.
@@ -265,81 +274,6 @@ func setTimes(p string, st *syscall.Stat_t) error {
 		return fmt.Errorf("setting times on %s: %w", p, err)
 	}
 	return nil
-}
-
-// copyXattrs copies extended attributes except SELinux labels (the
-// destination's policy decides those) and overlayfs' private ones.
-func copyXattrs(src, dst string, symlink bool) error {
-	names, err := listXattrs(src)
-	if err != nil {
-		if errors.Is(err, unix.ENOTSUP) {
-			return nil
-		}
-		return fmt.Errorf("listing xattrs of %s: %w", src, err)
-	}
-	for _, name := range names {
-		if name == "security.selinux" || strings.HasPrefix(name, "trusted.overlay.") {
-			continue
-		}
-		val, err := getXattr(src, name)
-		if err != nil {
-			if errors.Is(err, unix.ENODATA) {
-				continue
-			}
-			return fmt.Errorf("reading xattr %s of %s: %w", name, src, err)
-		}
-		if err := unix.Lsetxattr(dst, name, val, 0); err != nil {
-			// Filesystems without xattrs, and user.* on symlinks, cannot
-			// hold them; BuildKit ignores these too.
-			if errors.Is(err, unix.ENOTSUP) || (symlink && errors.Is(err, unix.EPERM)) {
-				continue
-			}
-			return fmt.Errorf("setting xattr %s on %s: %w", name, dst, err)
-		}
-	}
-	return nil
-}
-
-func listXattrs(p string) ([]string, error) {
-	for {
-		n, err := unix.Llistxattr(p, nil)
-		if err != nil || n == 0 {
-			return nil, err
-		}
-		buf := make([]byte, n)
-		n, err = unix.Llistxattr(p, buf)
-		if errors.Is(err, unix.ERANGE) {
-			continue
-		}
-		if err != nil {
-			return nil, err
-		}
-		var names []string
-		for _, s := range strings.Split(string(buf[:n]), "\x00") {
-			if s != "" {
-				names = append(names, s)
-			}
-		}
-		return names, nil
-	}
-}
-
-func getXattr(p, name string) ([]byte, error) {
-	for {
-		n, err := unix.Lgetxattr(p, name, nil)
-		if err != nil {
-			return nil, err
-		}
-		buf := make([]byte, n)
-		n, err = unix.Lgetxattr(p, name, buf)
-		if errors.Is(err, unix.ERANGE) {
-			continue
-		}
-		if err != nil {
-			return nil, err
-		}
-		return buf[:n], nil
-	}
 }
 
 // isDirIn reports whether p (absolute in root) is a directory, following
