@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -257,7 +258,7 @@ func (l *storeLayer) Compressed() (io.ReadCloser, error) {
 
 // CommitImage writes cfg (with RootFS set from layers) and an OCI
 // manifest for layers to the store and returns the manifest digest.
-func (s *Store) CommitImage(ctx context.Context, cfg *v1.ConfigFile, layers []Layer) (dag.Digest, error) {
+func (s *Store) CommitImage(ctx context.Context, cfg *v1.ConfigFile, layers []Layer, extras ...ConfigExtras) (dag.Digest, error) {
 	c := *cfg
 	c.RootFS = v1.RootFS{Type: "layers", DiffIDs: make([]v1.Hash, len(layers))}
 	for i, l := range layers {
@@ -267,7 +268,7 @@ func (s *Store) CommitImage(ctx context.Context, cfg *v1.ConfigFile, layers []La
 		}
 		c.RootFS.DiffIDs[i] = h
 	}
-	cb, err := json.Marshal(&c)
+	cb, err := encodeConfig(&c, extras)
 	if err != nil {
 		return "", fmt.Errorf("encoding image config: %w", err)
 	}
@@ -373,19 +374,72 @@ func (s *Store) RecordImage(ctx context.Context, key, d dag.Digest) error {
 }
 
 // ImageKey is the key LookupImage uses for cfg (timestamps ignored) over layers.
-func ImageKey(cfg *v1.ConfigFile, layers []Layer) (dag.Digest, error) {
+func ImageKey(cfg *v1.ConfigFile, layers []Layer, extras ...ConfigExtras) (dag.Digest, error) {
 	c := *cfg
 	c.Created = v1.Time{}
 	c.History = append([]v1.History(nil), cfg.History...)
 	for i := range c.History {
 		c.History[i].Created = v1.Time{}
 	}
+	var x *ConfigExtras // omitted when empty: keys made before extras existed stay
+	for _, e := range extras {
+		if e != (ConfigExtras{}) {
+			x = &e
+		}
+	}
 	b, err := json.Marshal(struct {
 		Config *v1.ConfigFile
 		Layers []Layer
-	}{&c, layers})
+		Extras *ConfigExtras `json:",omitempty"`
+	}{&c, layers, x})
 	if err != nil {
 		return "", err
 	}
 	return digestOf(b), nil
+}
+
+// ConfigExtras are image config fields that go-containerregistry's
+// v1.ConfigFile has no place for.
+type ConfigExtras struct {
+	// HealthStartInterval is config.Healthcheck.StartInterval (HEALTHCHECK
+	// --start-interval), in nanoseconds as Docker encodes durations.
+	HealthStartInterval time.Duration
+}
+
+// encodeConfig is cfg's JSON with the extras (the last non-zero one) added.
+func encodeConfig(cfg *v1.ConfigFile, extras []ConfigExtras) ([]byte, error) {
+	b, err := json.Marshal(cfg)
+	if err != nil {
+		return nil, err
+	}
+	var x ConfigExtras
+	for _, e := range extras {
+		if e != (ConfigExtras{}) {
+			x = e
+		}
+	}
+	if x.HealthStartInterval == 0 || cfg.Config.Healthcheck == nil {
+		return b, nil
+	}
+	// Into the encoded healthcheck, keeping every other byte as it was.
+	var top map[string]json.RawMessage
+	if err := json.Unmarshal(b, &top); err != nil {
+		return nil, err
+	}
+	var conf map[string]json.RawMessage
+	if err := json.Unmarshal(top["config"], &conf); err != nil {
+		return nil, err
+	}
+	var hc map[string]json.RawMessage
+	if err := json.Unmarshal(conf["Healthcheck"], &hc); err != nil {
+		return nil, err
+	}
+	hc["StartInterval"] = json.RawMessage(strconv.FormatInt(int64(x.HealthStartInterval), 10))
+	if conf["Healthcheck"], err = json.Marshal(hc); err != nil {
+		return nil, err
+	}
+	if top["config"], err = json.Marshal(conf); err != nil {
+		return nil, err
+	}
+	return json.Marshal(top)
 }

@@ -263,6 +263,7 @@ func (c *compiler) dispatchRun(b *build, cm *cmd, x *instructions.RunCommand) er
 		Cwd:      cwd,
 		Network:  network,
 		Mounts:   mounts,
+		Hostname: c.o.BuildArgs["BUILDKIT_SANDBOX_HOSTNAME"], // BuildKit's built-in arg, no ARG needed
 		ProxyEnv: c.proxyEnv(b),
 	}, cm.line, title, extra...)
 	b.history("RUN "+runCommandString(args, b)+" # buildkit", true)

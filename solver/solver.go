@@ -294,7 +294,7 @@ func (s *Solver) exec(ctx context.Context, v *dag.Vertex, inputs []*state, p *St
 			return executor.Run(ctx, root, executor.Process{
 				Args: op.Args, Env: env, Cwd: op.Cwd, User: op.User,
 				Stdout: p, Stderr: p.Stderr(),
-			}, executor.Options{Network: op.Network, Mounts: mounts})
+			}, executor.Options{Network: op.Network, Mounts: mounts, Hostname: op.Hostname})
 		})
 	case *dag.CopyOp:
 		c := &executor.CopyOp{}

@@ -115,6 +115,10 @@ func runBuild(cmd *cobra.Command, g *globalFlags, f *buildFlags, contextArg stri
 	if err != nil {
 		return err
 	}
+	epoch, err := sourceDateEpoch(buildArgs)
+	if err != nil {
+		return err
+	}
 	secrets, err := parseSecrets(f.secrets)
 	if err != nil {
 		return err
@@ -165,7 +169,7 @@ func runBuild(cmd *cobra.Command, g *globalFlags, f *buildFlags, contextArg stri
 	if err != nil {
 		return err
 	}
-	digest, err := commitImage(ctx, store, res.Config, layers, f.noCache)
+	digest, err := commitImage(ctx, store, res.Config, cache.ConfigExtras{HealthStartInterval: res.HealthStartInterval}, layers, f.noCache, epoch)
 	if err != nil {
 		return err
 	}

@@ -16,14 +16,27 @@ import (
 	"github.com/kiln-build/kiln/solver/dag"
 )
 
-// stampConfig sets the image's and its new history entries' creation
-// time: SOURCE_DATE_EPOCH when set (reproducible builds), else now.
-func stampConfig(cfg *v1.ConfigFile, now time.Time) {
-	if s := os.Getenv("SOURCE_DATE_EPOCH"); s != "" {
-		if n, err := strconv.ParseInt(s, 10, 64); err == nil {
-			now = time.Unix(n, 0).UTC()
-		}
+// sourceDateEpoch is the image's creation time for reproducible builds:
+// the SOURCE_DATE_EPOCH build arg (BuildKit's built-in), else the
+// environment variable; nil when neither is set.
+func sourceDateEpoch(buildArgs map[string]string) (*time.Time, error) {
+	s, from := buildArgs["SOURCE_DATE_EPOCH"], "--build-arg"
+	if s == "" {
+		s, from = os.Getenv("SOURCE_DATE_EPOCH"), "the environment"
 	}
+	if s == "" {
+		return nil, nil
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n < 0 {
+		return nil, fmt.Errorf("SOURCE_DATE_EPOCH=%q (from %s) is not a Unix time: give whole seconds since 1970, e.g. $(git log -1 --format=%%ct)", s, from)
+	}
+	t := time.Unix(n, 0).UTC()
+	return &t, nil
+}
+
+// stampConfig sets the image's and its new history entries' creation time.
+func stampConfig(cfg *v1.ConfigFile, now time.Time) {
 	cfg.Created = v1.Time{Time: now}
 	for i := range cfg.History {
 		if cfg.History[i].Created.IsZero() {
@@ -34,19 +47,24 @@ func stampConfig(cfg *v1.ConfigFile, now time.Time) {
 
 // commitImage writes the image made of cfg and layers, unless the same
 // config over the same layers was committed before: then that image (and
-// its ID) is reused, so a fully cached rebuild changes nothing.
-func commitImage(ctx context.Context, store *cache.Store, cfg v1.ConfigFile, layers []cache.Layer, noCache bool) (dag.Digest, error) {
-	key, err := cache.ImageKey(&cfg, layers)
+// its ID) is reused, so a fully cached rebuild changes nothing. With an
+// epoch the image is stamped with it (and is the same image every time).
+func commitImage(ctx context.Context, store *cache.Store, cfg v1.ConfigFile, x cache.ConfigExtras, layers []cache.Layer, noCache bool, epoch *time.Time) (dag.Digest, error) {
+	key, err := cache.ImageKey(&cfg, layers, x)
 	if err != nil {
 		return "", err
 	}
-	if !noCache && os.Getenv("SOURCE_DATE_EPOCH") == "" {
+	if !noCache && epoch == nil {
 		if d, err := store.LookupImage(ctx, key); err == nil {
 			return d, nil
 		}
 	}
-	stampConfig(&cfg, time.Now().UTC())
-	d, err := store.CommitImage(ctx, &cfg, layers)
+	now := time.Now().UTC()
+	if epoch != nil {
+		now = *epoch
+	}
+	stampConfig(&cfg, now)
+	d, err := store.CommitImage(ctx, &cfg, layers, x)
 	if err != nil {
 		return "", err
 	}

@@ -63,6 +63,7 @@ type ExecOp struct {
 	Network  string   `json:"network"`            // "", "host" or "none"; "" means host
 	Security string   `json:"security,omitempty"` // "" / "sandbox", or "insecure"
 	Mounts   []Mount  `json:"mounts,omitempty"`
+	Hostname string   `json:"hostname,omitempty"` // "" = the executor's default (buildkitsandbox)
 	// ProxyEnv is passed to the process but kept out of the key and the
 	// image: the undeclared proxy build args (HTTP_PROXY and friends).
 	ProxyEnv []string `json:"-"`
