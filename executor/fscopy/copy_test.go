@@ -68,10 +68,12 @@ func TestCopy(t *testing.T) {
 			want: dirContents("out", "d 0755")},
 		{name: "dir contents with trailing slashes", opts: Options{Sources: []string{"dir/"}, Dest: "/out/"},
 			want: dirContents("out", "d 0755")},
-		{name: "dir merged into existing dir keeps its metadata",
+		// The dest keeps its metadata; an existing dir below it takes the
+		// source's (BuildKit: fsutil copy with overwriteTargetMetadata).
+		{name: "dir merged into existing dir: dest kept, subdirs take the source's",
 			dest: []ent{{"d", "out", 0o700, ""}, {"f", "out/old", 0o644, "old"}, {"d", "out/sub", 0o711, ""}},
 			opts: Options{Sources: []string{"dir"}, Dest: "/out"},
-			want: with(dirContents("out", "d 0700"), "out/old", "f 0644 old", "out/sub", "d 0711")},
+			want: with(dirContents("out", "d 0700"), "out/old", "f 0644 old", "out/sub", "d 0755")},
 		{name: "dir onto existing file", dest: []ent{{"f", "out", 0o644, "old"}},
 			opts: Options{Sources: []string{"dir"}, Dest: "/out"}, wantErr: errAny},
 		{name: "nested dir onto existing file", dest: []ent{{"d", "out", 0o755, ""}, {"f", "out/sub", 0o644, "x"}},

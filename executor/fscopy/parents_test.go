@@ -3,9 +3,11 @@ package fscopy
 import (
 	"context"
 	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"testing"
+	"time"
 )
 
 // parentsFixture is the tree of BuildKit's testCopyRelativeParents.
@@ -152,5 +154,35 @@ func TestCopySourceExcludes(t *testing.T) {
 				t.Errorf("got %v, want %v", got, tc.want)
 			}
 		})
+	}
+}
+
+func TestCopyMergeTakesSourceMetadata(t *testing.T) {
+	needRoot(t, "chown")
+	src, dst := t.TempDir(), t.TempDir()
+	build(t, src, srcFixture)
+	build(t, dst, []ent{{"d", "out/sub", 0o777, ""}})
+	old := time.Date(2001, 1, 1, 0, 0, 0, 0, time.UTC)
+	for _, p := range []string{"dir", "dir/sub"} {
+		if err := os.Chtimes(filepath.Join(src, p), old, old); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Lchown(filepath.Join(dst, "out/sub"), 1000, 1000); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(filepath.Join(dst, "out"), 0o711); err != nil {
+		t.Fatal(err)
+	}
+	if err := Copy(context.Background(), src, dst, Options{Sources: []string{"dir"}, Dest: "/out", ContextOwner: true}); err != nil {
+		t.Fatal(err)
+	}
+	sub := statOf(t, filepath.Join(dst, "out/sub"))
+	if sub.Mode&0o7777 != 0o755 || sub.Uid != 0 || sub.Gid != 0 || sub.Mtim.Sec != old.Unix() {
+		t.Errorf("existing out/sub: %o %d:%d mtime %d, want the source's 755 0:0 %d", sub.Mode&0o7777, sub.Uid, sub.Gid, sub.Mtim.Sec, old.Unix())
+	}
+	out := statOf(t, filepath.Join(dst, "out"))
+	if out.Mode&0o7777 != 0o711 || out.Mtim.Sec != old.Unix() {
+		t.Errorf("dest out: %o mtime %d, want its own mode 711 and the source's time %d", out.Mode&0o7777, out.Mtim.Sec, old.Unix())
 	}
 }

@@ -25,6 +25,7 @@ type node struct {
 	// Set by the copier.
 	dest    string // where it goes in destRoot
 	created bool   // the copier created this directory
+	remeta  bool   // an existing directory that takes the source's metadata
 	refs    int32  // created dir: the walk + copies still writing into it (atomic)
 }
 

@@ -66,8 +66,20 @@ func (c *copier) enter(n *node) error {
 	}
 	fi, err := os.Lstat(dst)
 	switch {
+	case err == nil && fi.IsDir() && n.parent == nil:
+		return nil // merge into the destination, which keeps its metadata
 	case err == nil && fi.IsDir():
-		return nil // merge; an existing directory keeps its metadata
+		// Merge; as in BuildKit (fsutil copy with overwriteTargetMetadata)
+		// an existing directory below the destination takes the source
+		// directory's owner now, its mode and times once filled.
+		st := n.fi.Sys().(*syscall.Stat_t)
+		uid, gid := c.owner(st)
+		if err := lchownIfNeeded(dst, uid, gid); err != nil {
+			return err
+		}
+		n.remeta = true
+		n.refs = 1 // the walk's, dropped by leave
+		return copyXattrs(n.abs, dst, false)
 	case err == nil && fi.Mode()&os.ModeSymlink != 0:
 		// Merge into what the link points to, resolved inside destRoot
 		// (think /lib -> usr/lib).
@@ -101,15 +113,15 @@ func (c *copier) enter(n *node) error {
 }
 
 func (c *copier) leave(n *node) error {
-	if !n.created {
+	if !n.created && !n.remeta {
 		return nil
 	}
 	c.release(n)
 	return c.pool.failed()
 }
 
-// finish sets a created directory's mode and times, once everything in it
-// has been written.
+// finish sets a created (or remeta) directory's mode and times, once
+// everything in it has been written.
 func (c *copier) finish(n *node) error {
 	st := n.fi.Sys().(*syscall.Stat_t)
 	// Mode and times last: filling the directory changed its mtime.
@@ -162,7 +174,7 @@ func (c *copier) leaf(n *node) error {
 	case m.IsRegular():
 		if key == (devIno{}) {
 			var dir *node
-			if n.parent != nil && n.parent.created {
+			if n.parent != nil && (n.parent.created || n.parent.remeta) {
 				dir = n.parent
 			}
 			c.spawn(dir, func() error {
