@@ -21,6 +21,13 @@ type ImageResolver interface {
 	Resolve(ctx context.Context, ref, platform string) (canonical string, digest dag.Digest, cfg *v1.ConfigFile, err error)
 }
 
+// HealthStartResolver is an ImageResolver that can also read a resolved
+// image's HEALTHCHECK --start-interval, which v1.ConfigFile has no field
+// for, so that an image built on it keeps it.
+type HealthStartResolver interface {
+	HealthStartInterval(ctx context.Context, digest dag.Digest) (time.Duration, error)
+}
+
 // Options is one Dockerfile compilation request.
 type Options struct {
 	Dockerfile []byte

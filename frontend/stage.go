@@ -48,9 +48,10 @@ type stageArg struct {
 
 // resolvedImage is a resolver answer.
 type resolvedImage struct {
-	canonical string
-	digest    dag.Digest
-	cfg       v1.ConfigFile
+	canonical   string
+	digest      dag.Digest
+	cfg         v1.ConfigFile
+	healthStart time.Duration // its Healthcheck.StartInterval
 }
 
 // compileStage compiles s (and, first, every stage it needs) once.
@@ -92,6 +93,7 @@ func (c *compiler) compileStage(s *stage) (*build, error) {
 		}
 		c.checkImagePlatform(s.baseName, c.stagePlatform(s), img, s.from.Location)
 		b.cfg = cloneConfig(img.cfg)
+		b.healthStart = img.healthStart
 		b.cfg.Created = v1.Time{}
 		b.cfg.RootFS = v1.RootFS{}
 		b.cfg.Container, b.cfg.DockerVersion = "", ""
@@ -191,6 +193,11 @@ func (c *compiler) resolve(ref, platform string, line int) (*resolvedImage, erro
 	img := &resolvedImage{canonical: canonical, digest: digest}
 	if cfg != nil {
 		img.cfg = cloneConfig(*cfg)
+		if hr, ok := c.o.Resolver.(HealthStartResolver); ok && cfg.Config.Healthcheck != nil {
+			if img.healthStart, err = hr.HealthStartInterval(c.ctx, digest); err != nil {
+				return nil, c.errAt(line, fmt.Errorf("%s: %w", ref, err))
+			}
+		}
 	}
 	c.images[key] = img
 	return img, nil

@@ -2,6 +2,9 @@ package solver
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
+	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
@@ -24,4 +27,28 @@ func (r *Resolver) Resolve(ctx context.Context, ref, platform string) (string, d
 		return "", "", nil, err
 	}
 	return p.Name, p.Digest, p.Config, nil
+}
+
+// HealthStartInterval reads the stored image's Healthcheck.StartInterval
+// from its raw config (go-containerregistry's type has no such field).
+func (r *Resolver) HealthStartInterval(ctx context.Context, digest dag.Digest) (time.Duration, error) {
+	img, err := r.Store.Image(ctx, digest)
+	if err != nil {
+		return 0, err
+	}
+	b, err := img.RawConfigFile()
+	if err != nil {
+		return 0, err
+	}
+	var c struct {
+		Config struct {
+			Healthcheck struct {
+				StartInterval time.Duration `json:"StartInterval"`
+			} `json:"Healthcheck"`
+		} `json:"config"`
+	}
+	if err := json.Unmarshal(b, &c); err != nil {
+		return 0, fmt.Errorf("image config %s: %w", digest, err)
+	}
+	return c.Config.Healthcheck.StartInterval, nil
 }

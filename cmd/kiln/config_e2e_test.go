@@ -50,6 +50,15 @@ func TestHealthcheckStartIntervalInConfig(t *testing.T) {
 		t.Errorf("Healthcheck.Test = %v", hc["Test"])
 	}
 
+	// An image built on it keeps it (read from the base's raw config).
+	child := e.context(map[string]string{"Dockerfile": "FROM hc:1\nLABEL child=1\n"})
+	if r := e.kiln("", "build", "-t", "hc:child", child); r.code != 0 {
+		t.Fatalf("build on hc:1: %s", r.stderr)
+	}
+	if got := e.rawConfig("hc:child").Config.Healthcheck["StartInterval"]; got != 2e9 {
+		t.Errorf("inherited StartInterval = %v, want 2e9", got)
+	}
+
 	// Without --start-interval there is no key, and the image is another.
 	ctx2 := e.context(map[string]string{"Dockerfile": "ARG BASE\nFROM $BASE\n" +
 		"HEALTHCHECK --interval=5s --start-period=1m --retries=4 CMD true\n"})
