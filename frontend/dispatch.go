@@ -258,7 +258,7 @@ func (c *compiler) dispatchRun(b *build, cm *cmd, x *instructions.RunCommand) er
 	}
 	b.layer(c, &dag.ExecOp{
 		Args:     args,
-		Env:      b.runEnv(),
+		Env:      sshAuthSock(b.runEnv(), mounts),
 		User:     b.cfg.Config.User,
 		Cwd:      cwd,
 		Network:  network,

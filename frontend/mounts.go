@@ -1,6 +1,7 @@
 package frontend
 
 import (
+	"fmt"
 	"path"
 	"slices"
 	"strings"
@@ -16,6 +17,7 @@ import (
 func (c *compiler) runMounts(b *build, cm *cmd, x *instructions.RunCommand) ([]dag.Mount, []*dag.Vertex, error) {
 	var mounts []dag.Mount
 	var extra []*dag.Vertex
+	sshMounts := 0
 	cwd := b.cfg.Config.WorkingDir
 	if cwd == "" {
 		cwd = "/"
@@ -61,7 +63,20 @@ func (c *compiler) runMounts(b *build, cm *cmd, x *instructions.RunCommand) ([]d
 		}
 		switch m.Type {
 		case instructions.MountTypeSSH:
-			return nil, nil, c.unsupported(cm.line, "RUN --mount=type=ssh (use --mount=type=secret)")
+			if d.Source != "" {
+				return nil, nil, c.errorf(cm.line, "ssh does not support source")
+			}
+			if d.ID == "" {
+				d.ID = "default"
+			}
+			if d.Target == "" {
+				// BuildKit's llb numbers the ssh mounts of a RUN.
+				d.Target = fmt.Sprintf("/run/buildkit/ssh_agent.%d", sshMounts)
+			}
+			if m.Mode == nil {
+				d.Mode = 0o600
+			}
+			sshMounts++
 		case instructions.MountTypeSecret:
 			if d.ID == "" && d.Source != "" {
 				d.ID, d.Source = d.Source, ""
@@ -120,6 +135,21 @@ func (c *compiler) runMounts(b *build, cm *cmd, x *instructions.RunCommand) ([]d
 		mounts = append(mounts, d)
 	}
 	return mounts, extra, nil
+}
+
+// sshAuthSock is the SSH_AUTH_SOCK a RUN gets: its first ssh mount's
+// socket, unless env sets it (as BuildKit's llb exec does).
+func sshAuthSock(env []string, mounts []dag.Mount) []string {
+	for _, m := range mounts {
+		if m.Type != string(instructions.MountTypeSSH) {
+			continue
+		}
+		if _, ok := envGet(env, "SSH_AUTH_SOCK"); ok {
+			return env
+		}
+		return append(env, "SSH_AUTH_SOCK="+m.Target)
+	}
+	return env
 }
 
 // proxyArgs are passed to RUN without an ARG, and kept out of the image,

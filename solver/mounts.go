@@ -77,6 +77,17 @@ func (s *Solver) runMounts(ctx context.Context, v *dag.Vertex, op *dag.ExecOp, i
 			if em != nil {
 				mounts = append(mounts, *em)
 			}
+		case "ssh":
+			sock, ok := s.opts.SSH[m.ID]
+			switch {
+			case ok:
+				// The agent's socket itself, bind-mounted (no proxy: its
+				// owner and mode are the host's, not uid=/gid=/mode=).
+				mounts = append(mounts, executor.Mount{Type: "bind", Source: sock, Target: m.Target})
+			case m.Required:
+				return nil, nil, release, fmt.Errorf("RUN --mount=type=ssh,id=%s,required: no SSH agent socket was given for %q; "+
+					"pass kiln build --ssh %s (uses $SSH_AUTH_SOCK) or --ssh %s=SOCKET", m.ID, m.ID, m.ID, m.ID)
+			}
 		default:
 			return nil, nil, release, fmt.Errorf("RUN --mount=type=%s is not supported", m.Type)
 		}

@@ -32,7 +32,9 @@ type Options struct {
 	// executed even if cached (--no-cache-filter).
 	NoCacheFilter []string
 	// Secrets are the values RUN --mount=type=secret can use, by id.
-	Secrets  map[string]Secret
+	Secrets map[string]Secret
+	// SSH are the SSH agent sockets RUN --mount=type=ssh can use, by id.
+	SSH      map[string]string
 	Progress *Progress // nil = no output
 }
 

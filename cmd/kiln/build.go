@@ -35,6 +35,7 @@ type buildFlags struct {
 
 	noCacheFilter []string
 	secrets       []string
+	ssh           []string
 	trace         string
 	check         bool
 }
@@ -65,6 +66,7 @@ func newBuildCmd(g *globalFlags) *cobra.Command {
 	fl.IntVar(&f.jobs, "jobs", 0, "steps executed at once (default: number of CPUs)")
 	fl.BoolVar(&f.explain, "explain-cache", false, "say, for each step that misses the cache, what changed since the last build of this Dockerfile and target")
 	fl.BoolVar(&f.explain, "explain", false, "same as --explain-cache")
+	fl.StringArrayVar(&f.ssh, "ssh", nil, `an SSH agent socket for RUN --mount=type=ssh: "default" ($SSH_AUTH_SOCK), "ID" or "ID=SOCKET"`)
 	fl.StringArrayVar(&f.secrets, "secret", nil, `a secret for RUN --mount=type=secret: "id=ID,src=FILE", "id=ID,env=VAR" or "id=ID" (the env var ID)`)
 	fl.StringSliceVar(&f.noCacheFilter, "no-cache-filter", nil, "do not use the cache for these stages (comma-separated names)")
 	fl.BoolVar(&f.check, "check", false, "only run the build checks: print every violation, exit 1 if there is any; no step runs")
@@ -123,6 +125,10 @@ func runBuild(cmd *cobra.Command, g *globalFlags, f *buildFlags, contextArg stri
 	if err != nil {
 		return err
 	}
+	sshSocks, err := parseSSH(f.ssh)
+	if err != nil {
+		return err
+	}
 
 	store, err := g.store()
 	if err != nil {
@@ -164,6 +170,7 @@ func runBuild(cmd *cobra.Command, g *globalFlags, f *buildFlags, contextArg stri
 		History: buildHistoryID(contextDir, f.file, f.target, f.tags), Explain: f.explain,
 		NoCacheFilter: f.noCacheFilter,
 		Secrets:       secrets,
+		SSH:           sshSocks,
 	})
 	layers, err := s.Solve(ctx, res.Root)
 	if err != nil {
@@ -307,6 +314,38 @@ func buildHistoryID(contextDir, file, target string, tags []string) string {
 	}
 	tags = slices.Sorted(slices.Values(tags))
 	return df + "\x00" + target + "\x00" + strings.Join(tags, ",")
+}
+
+// parseSSH reads --ssh values in docker build syntax: "ID" (the agent of
+// $SSH_AUTH_SOCK) or "ID=SOCKET". Only agent sockets are forwarded, not
+// key files: the agent keeps the keys out of the build.
+func parseSSH(vals []string) (map[string]string, error) {
+	out := map[string]string{}
+	for _, v := range vals {
+		id, sock, ok := strings.Cut(v, "=")
+		if !ok || sock == "" {
+			sock = os.Getenv("SSH_AUTH_SOCK")
+			if sock == "" {
+				return nil, fmt.Errorf("--ssh %s: SSH_AUTH_SOCK is not set; start an agent (eval $(ssh-agent); ssh-add) or give --ssh %s=SOCKET", v, id)
+			}
+		}
+		if strings.Contains(sock, ",") {
+			return nil, fmt.Errorf("--ssh %s: only one agent socket per id is supported", v)
+		}
+		fi, err := os.Stat(sock)
+		if err != nil {
+			return nil, fmt.Errorf("--ssh %s: %w", v, err)
+		}
+		if fi.Mode()&os.ModeSocket == 0 {
+			return nil, fmt.Errorf("--ssh %s: %s is not a socket: kiln forwards an SSH agent, not key files (ssh-add the key to an agent)", v, sock)
+		}
+		abs, err := filepath.Abs(sock)
+		if err != nil {
+			return nil, fmt.Errorf("--ssh %s: %w", v, err)
+		}
+		out[id] = abs
+	}
+	return out, nil
 }
 
 // parseSecrets reads --secret values in docker buildx syntax.
