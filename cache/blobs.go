@@ -144,13 +144,21 @@ func (s *Store) PutBlob(ctx context.Context, r io.Reader, expected dag.Digest) (
 	return w.Commit(expected)
 }
 
-// PutBlobBytes stores b as a blob.
+// PutBlobBytes stores b as a blob, durably.
 func (s *Store) PutBlobBytes(ctx context.Context, b []byte) (dag.Digest, error) {
+	return s.putBlobBytes(b, true)
+}
+
+// putBlobBytes stores b as a blob, durably (fsynced) or only atomically:
+// the config and manifest of an image built here are no more durable than
+// its snapshots (see the package doc), and an fsync on a busy disk can
+// cost more than the rest of a cached build.
+func (s *Store) putBlobBytes(b []byte, durable bool) (dag.Digest, error) {
 	d := digestOf(b)
 	if _, ok := s.HasBlob(d); ok {
 		return d, nil
 	}
-	if err := s.writeFile(s.BlobPath(d), b); err != nil {
+	if err := s.writeFileSync(s.BlobPath(d), b, durable); err != nil {
 		return "", err
 	}
 	return d, nil

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -272,7 +273,10 @@ func (s *Store) CommitImage(ctx context.Context, cfg *v1.ConfigFile, layers []La
 	if err != nil {
 		return "", fmt.Errorf("encoding image config: %w", err)
 	}
-	cd, err := s.PutBlobBytes(ctx, cb)
+	// Durable only if every layer is: an image over snapshots built here
+	// is as durable as they are (see putBlobBytes).
+	durable := !slices.ContainsFunc(layers, Layer.FromSnapshot)
+	cd, err := s.putBlobBytes(cb, durable)
 	if err != nil {
 		return "", err
 	}
@@ -294,7 +298,7 @@ func (s *Store) CommitImage(ctx context.Context, cfg *v1.ConfigFile, layers []La
 	if err != nil {
 		return "", fmt.Errorf("encoding manifest: %w", err)
 	}
-	return s.PutBlobBytes(ctx, mb)
+	return s.putBlobBytes(mb, durable)
 }
 
 // ImportImage stores img (its layers unpacked into snapshots) and returns
