@@ -19,6 +19,8 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/kiln-build/kiln/executor/xattr"
+
 	"github.com/kiln-build/kiln/cache"
 	"github.com/kiln-build/kiln/executor/fscopy"
 	"github.com/kiln-build/kiln/solver/dag"
@@ -258,8 +260,8 @@ func fileSum(path string) (string, error) {
 		}
 		h.Write((*bp)[:n])
 	}
-	x, err := digestXattrs(func() ([]string, error) { return flistXattrs(fd) },
-		func(name string) ([]byte, error) { return fgetXattr(fd, name) })
+	x, err := digestXattrs(func() ([]string, error) { return xattr.FList(fd) },
+		func(name string) ([]byte, error) { return xattr.FGet(fd, name) })
 	if err != nil {
 		return "", err
 	}
@@ -271,8 +273,8 @@ var sumBufs = sync.Pool{New: func() any { b := make([]byte, 128<<10); return &b 
 // xattrDigest is " x:<sha256>" of p's extended attributes (the ones a copy
 // keeps: not SELinux labels or overlayfs' own), or "" if it has none.
 func xattrDigest(p string) (string, error) {
-	return digestXattrs(func() ([]string, error) { return listXattrs(p) },
-		func(name string) ([]byte, error) { return getXattr(p, name) })
+	return digestXattrs(func() ([]string, error) { return xattr.List(p) },
+		func(name string) ([]byte, error) { return xattr.Get(p, name) })
 }
 
 func digestXattrs(list func() ([]string, error), get func(string) ([]byte, error)) (string, error) {
@@ -302,96 +304,4 @@ func digestXattrs(list func() ([]string, error), get func(string) ([]byte, error
 		fmt.Fprintf(h, "%q %q\n", n, v)
 	}
 	return " x:" + hex.EncodeToString(h.Sum(nil))[:32], nil
-}
-
-// flistXattrs and fgetXattr are listXattrs and getXattr of an open file.
-func flistXattrs(fd int) ([]string, error) {
-	var small [256]byte
-	buf := small[:]
-	for {
-		n, err := unix.Flistxattr(fd, buf)
-		if errors.Is(err, unix.ERANGE) {
-			if n, err = unix.Flistxattr(fd, nil); err != nil {
-				return nil, err
-			}
-			buf = make([]byte, n)
-			continue
-		}
-		if errors.Is(err, unix.ENOTSUP) {
-			return nil, nil
-		}
-		if err != nil || n == 0 {
-			return nil, err
-		}
-		var names []string
-		for _, s := range strings.Split(string(buf[:n]), "\x00") {
-			if s != "" {
-				names = append(names, s)
-			}
-		}
-		return names, nil
-	}
-}
-
-func fgetXattr(fd int, name string) ([]byte, error) {
-	for {
-		n, err := unix.Fgetxattr(fd, name, nil)
-		if err != nil {
-			return nil, err
-		}
-		buf := make([]byte, n)
-		n, err = unix.Fgetxattr(fd, name, buf)
-		if errors.Is(err, unix.ERANGE) {
-			continue
-		}
-		if err != nil {
-			return nil, err
-		}
-		return buf[:n], nil
-	}
-}
-
-func listXattrs(p string) ([]string, error) {
-	for {
-		n, err := unix.Llistxattr(p, nil)
-		if errors.Is(err, unix.ENOTSUP) {
-			return nil, nil
-		}
-		if err != nil || n == 0 {
-			return nil, err
-		}
-		buf := make([]byte, n)
-		n, err = unix.Llistxattr(p, buf)
-		if errors.Is(err, unix.ERANGE) {
-			continue // grew meanwhile
-		}
-		if err != nil {
-			return nil, err
-		}
-		var names []string
-		for _, s := range strings.Split(string(buf[:n]), "\x00") {
-			if s != "" {
-				names = append(names, s)
-			}
-		}
-		return names, nil
-	}
-}
-
-func getXattr(p, name string) ([]byte, error) {
-	for {
-		n, err := unix.Lgetxattr(p, name, nil)
-		if err != nil {
-			return nil, err
-		}
-		buf := make([]byte, n)
-		n, err = unix.Lgetxattr(p, name, buf)
-		if errors.Is(err, unix.ERANGE) {
-			continue
-		}
-		if err != nil {
-			return nil, err
-		}
-		return buf[:n], nil
-	}
 }

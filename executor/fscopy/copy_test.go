@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/kiln-build/kiln/executor/xattr"
 )
 
 // fileOf is how tree describes a fixture file copied unchanged.
@@ -306,7 +308,7 @@ func TestCopyXattrs(t *testing.T) {
 	if err := Copy(context.Background(), src, dst, Options{Sources: []string{"a.txt"}, Dest: "/a"}); err != nil {
 		t.Fatal(err)
 	}
-	v, err := getXattr(filepath.Join(dst, "a"), "user.kiln")
+	v, err := xattr.Get(filepath.Join(dst, "a"), "user.kiln")
 	if err != nil || string(v) != "v1" {
 		t.Fatalf("xattr = %q, %v; want v1", v, err)
 	}

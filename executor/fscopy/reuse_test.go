@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/kiln-build/kiln/executor/xattr"
 )
 
 // fullTree describes everything a layer tar would record of each entry
@@ -43,7 +45,7 @@ func fullTree(t *testing.T, root string) map[string]string {
 			target, _ := os.Readlink(p)
 			desc += " -> " + target
 		}
-		if v, err := getXattr(p, "user.kiln"); err == nil {
+		if v, err := xattr.Get(p, "user.kiln"); err == nil {
 			desc += " x=" + string(v)
 		}
 		out[rel] = desc

@@ -6,12 +6,14 @@ import (
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/kiln-build/kiln/executor/xattr"
 )
 
 // copyXattrs copies extended attributes except SELinux labels (the
 // destination's policy decides those) and overlayfs' private ones.
 func copyXattrs(src, dst string, symlink bool) error {
-	names, err := listXattrs(src)
+	names, err := xattr.List(src)
 	if err != nil {
 		if errors.Is(err, unix.ENOTSUP) {
 			return nil
@@ -22,7 +24,7 @@ func copyXattrs(src, dst string, symlink bool) error {
 		if name == "security.selinux" || strings.HasPrefix(name, "trusted.overlay.") {
 			continue
 		}
-		val, err := getXattr(src, name)
+		val, err := xattr.Get(src, name)
 		if err != nil {
 			if errors.Is(err, unix.ENODATA) {
 				continue
@@ -43,7 +45,7 @@ func copyXattrs(src, dst string, symlink bool) error {
 
 // copyXattrsFd is copyXattrs between open files.
 func copyXattrsFd(src, dst int) error {
-	names, err := flistXattrs(src)
+	names, err := xattr.FList(src)
 	if err != nil {
 		if errors.Is(err, unix.ENOTSUP) {
 			return nil
@@ -54,7 +56,7 @@ func copyXattrsFd(src, dst int) error {
 		if name == "security.selinux" || strings.HasPrefix(name, "trusted.overlay.") {
 			continue
 		}
-		val, err := fgetXattr(src, name)
+		val, err := xattr.FGet(src, name)
 		if err != nil {
 			if errors.Is(err, unix.ENODATA) {
 				continue
@@ -69,89 +71,4 @@ func copyXattrsFd(src, dst int) error {
 		}
 	}
 	return nil
-}
-
-func flistXattrs(fd int) ([]string, error) {
-	var small [256]byte
-	buf := small[:]
-	for {
-		n, err := unix.Flistxattr(fd, buf)
-		if errors.Is(err, unix.ERANGE) {
-			if n, err = unix.Flistxattr(fd, nil); err != nil {
-				return nil, err
-			}
-			buf = make([]byte, n)
-			continue
-		}
-		if err != nil || n == 0 {
-			return nil, err
-		}
-		var names []string
-		for _, s := range strings.Split(string(buf[:n]), "\x00") {
-			if s != "" {
-				names = append(names, s)
-			}
-		}
-		return names, nil
-	}
-}
-
-func fgetXattr(fd int, name string) ([]byte, error) {
-	for {
-		n, err := unix.Fgetxattr(fd, name, nil)
-		if err != nil {
-			return nil, err
-		}
-		buf := make([]byte, n)
-		n, err = unix.Fgetxattr(fd, name, buf)
-		if errors.Is(err, unix.ERANGE) {
-			continue
-		}
-		if err != nil {
-			return nil, err
-		}
-		return buf[:n], nil
-	}
-}
-
-func listXattrs(p string) ([]string, error) {
-	for {
-		n, err := unix.Llistxattr(p, nil)
-		if err != nil || n == 0 {
-			return nil, err
-		}
-		buf := make([]byte, n)
-		n, err = unix.Llistxattr(p, buf)
-		if errors.Is(err, unix.ERANGE) {
-			continue
-		}
-		if err != nil {
-			return nil, err
-		}
-		var names []string
-		for _, s := range strings.Split(string(buf[:n]), "\x00") {
-			if s != "" {
-				names = append(names, s)
-			}
-		}
-		return names, nil
-	}
-}
-
-func getXattr(p, name string) ([]byte, error) {
-	for {
-		n, err := unix.Lgetxattr(p, name, nil)
-		if err != nil {
-			return nil, err
-		}
-		buf := make([]byte, n)
-		n, err = unix.Lgetxattr(p, name, buf)
-		if errors.Is(err, unix.ERANGE) {
-			continue
-		}
-		if err != nil {
-			return nil, err
-		}
-		return buf[:n], nil
-	}
 }
