@@ -9,7 +9,10 @@ base image is kiln's test busybox (bin/kiln-busybox), pushed to that registry
 as kilnbb:latest by this script. For a case whose expect.json says the build
 must fail, BuildKit must fail too; for the others both results are exported
 as tar files and their whole trees compared: path, type, permission bits,
-uid, gid, sha256 of the content, link target. Not part of `make test`: it
+uid, gid, sha256 of the content, link target; with --config first, also
+the image configs (Env, Cmd, Entrypoint, User, WorkingDir, Labels, ports,
+volumes, StopSignal, Healthcheck, OnBuild, Shell), the layer count and the
+history (created_by, empty_layer). Not part of `make test`: it
 needs a BuildKit daemon, which the tests must not depend on.
 """
 import hashlib
@@ -57,6 +60,22 @@ def tree(path):
             e["link"] = m.linkname
         out[name] = e
     return out
+
+
+def oci_config(path):
+    """The config and history of the image in an OCI archive."""
+    t = tarfile.open(path)
+    blob = lambda d: json.load(t.extractfile("blobs/sha256/" + d.split(":", 1)[1]))
+    index = json.load(t.extractfile("index.json"))
+    manifest = blob(index["manifests"][0]["digest"])
+    cfg = blob(manifest["config"]["digest"])
+    c = cfg.get("config", {})
+    keep = {k: c.get(k) for k in ("Env", "Cmd", "Entrypoint", "User", "WorkingDir", "Labels", "ExposedPorts",
+                                 "Volumes", "StopSignal", "Healthcheck", "OnBuild", "Shell")}
+    keep = {k: v for k, v in keep.items() if v not in (None, "", [], {})}
+    keep["layers"] = len(manifest["layers"])
+    keep["history"] = [(h.get("created_by", ""), bool(h.get("empty_layer"))) for h in cfg.get("history", [])]
+    return keep
 
 
 def flags(args):
@@ -110,12 +129,31 @@ def check(case):
         return name, "DIFFERENT", "buildkit exit %d (%s), kiln exit %d (%s)" % (bk.returncode, last(bk.stderr), kl.returncode, last(kl.stderr))
     a, b = tree(bk_tar), tree(kl_tar)
     diffs = ["%s: buildkit %s, kiln %s" % (p, a.get(p), b.get(p)) for p in sorted(set(a) | set(b)) if a.get(p) != b.get(p)]
+    if CONFIG:
+        bk = subprocess.run([BUILDCTL, "--addr", SOCK, "build", "--frontend", "dockerfile.v0", "--local", "context=" + ctx,
+                             "--local", "dockerfile=" + ctx, "--opt", "build-arg:BASE=" + BASE] + fl[0] +
+                            ["--output", "type=oci,dest=" + bk_tar], capture_output=True, text=True)
+        kl = subprocess.run([KILN, "build", "-q", "--build-arg", "BASE=" + BASE] + fl[1] + ["--output", "type=oci,dest=" + kl_tar, ctx],
+                            capture_output=True, text=True, env=dict(os.environ, KILN_ROOT=os.path.join(WORK, "store")))
+        if bk.returncode or kl.returncode:
+            return name, "DIFFERENT", "OCI export: buildkit %s, kiln %s" % (last(bk.stderr), last(kl.stderr))
+        ca, cb = oci_config(bk_tar), oci_config(kl_tar)
+        # The base's own history entry is not this build's.
+        ca["history"], cb["history"] = ca["history"][1:], cb["history"][1:]
+        diffs += ["config.%s: buildkit %s, kiln %s" % (k, ca.get(k), cb.get(k)) for k in sorted(set(ca) | set(cb)) if ca.get(k) != cb.get(k)]
     if diffs:
         return name, "DIFFERENT", "; ".join(diffs[:8]) + (" (+%d)" % (len(diffs) - 8) if len(diffs) > 8 else "")
     return name, "same", "%d paths" % len(a)
 
 
+CONFIG = False
+
+
 def main():
+    global CONFIG
+    if sys.argv[1:2] == ["--config"]:
+        CONFIG = True
+        del sys.argv[1]
     push_base()
     counts = {}
     for case in sys.argv[1:]:

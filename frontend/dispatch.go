@@ -46,6 +46,7 @@ func (c *compiler) dispatch(b *build, cm *cmd) error {
 		for _, e := range x.Env {
 			msg += " " + e.String()
 			b.cfg.Config.Env = envSet(b.cfg.Config.Env, e.Key, e.Value)
+			b.env = envAppend(b.env, e.Key, e.Value)
 		}
 		b.history(msg, false)
 	case *instructions.RunCommand:
@@ -184,6 +185,9 @@ func (c *compiler) dispatchArg(b *build, x *instructions.ArgCommand, expand func
 			}
 		}
 		b.args = append(b.args, stageArg{key: a.Key, val: val})
+		if _, skip := nonEnvArgs[a.Key]; val != nil && !skip {
+			b.env = envAppend(b.env, a.Key, *val) // even over an ENV, as BuildKit's AddEnv
+		}
 		p := a.Key
 		if val != nil {
 			p += "=" + *val
@@ -211,7 +215,7 @@ func (c *compiler) dispatchRun(b *build, cm *cmd, x *instructions.RunCommand) er
 	}
 	title := b.title(x.String(), true)
 	line := x.ShellDependantCmdLine
-	var direct []string // exec args that bypass the shell (heredoc scripts)
+	script := "" // a heredoc with a shebang, run as a file by the shell
 	if len(x.Files) > 0 {
 		if len(line.CmdLine) != 1 || !line.PrependShell {
 			return fmt.Errorf("parsing produced an invalid run command: %v", line.CmdLine)
@@ -231,9 +235,14 @@ func (c *compiler) dispatchRun(b *build, cm *cmd, x *instructions.RunCommand) er
 				}
 				mounts = append(mounts, dag.Mount{Type: "bind", Input: 1 + len(extra), Source: name, Target: "/dev/pipes/" + name, ReadOnly: true})
 				extra = append(extra, inl)
-				direct = []string{"/dev/pipes/" + name}
+				script = "/dev/pipes/" + name
 			}
 			line.CmdLine = []string{data} // the body is the script
+			if script != "" {
+				// BuildKit's command is the shell running the file
+				// (`/bin/sh -c /dev/pipes/EOF`), so the kernel runs its #!.
+				line.CmdLine = []string{script}
+			}
 			title += " (" + summarizeHeredoc(x.Files[0].Data) + ")"
 		} else {
 			var sb strings.Builder
@@ -245,9 +254,6 @@ func (c *compiler) dispatchRun(b *build, cm *cmd, x *instructions.RunCommand) er
 		}
 	}
 	args := b.withShell(line)
-	if direct != nil {
-		args = direct
-	}
 	network := instructions.GetNetwork(x)
 	if network == instructions.NetworkDefault {
 		network = ""

@@ -27,6 +27,11 @@ type build struct {
 	vertex *dag.Vertex   // the filesystem so far
 	cfg    v1.ConfigFile // the image config so far
 	args   []stageArg    // ARGs declared in this stage (and its base stages), in order
+	// env is what RUN gets and what variables expand from: the base's Env,
+	// then every ENV and every ARG with a value, in order, the last one
+	// setting a name winning, as in BuildKit's llb state. Only ENV reaches
+	// the image config (cfg).
+	env []string
 	cmdSet bool          // CMD was given in this stage: ENTRYPOINT then keeps it
 	n      int           // progress index of the last vertex
 	total  int           // progress total
@@ -102,6 +107,17 @@ func (c *compiler) compileStage(s *stage) (*build, error) {
 	}
 	if _, ok := envGet(b.cfg.Config.Env, "PATH"); !ok {
 		b.cfg.Config.Env = append(b.cfg.Config.Env, "PATH="+defaultPath)
+	}
+	if s.base != nil {
+		// BuildKit starts from the base stage's state and sets the image
+		// config's Env on it again: an ARG of the base stage stays, an ARG
+		// that overrode an ENV there gives way to the ENV's value.
+		pb, _ := c.compileStage(s.base) // compiled above
+		b.env = slices.Clone(pb.env)
+	}
+	for _, e := range b.cfg.Config.Env {
+		k, v, _ := strings.Cut(e, "=")
+		b.env = envAppend(b.env, k, v)
 	}
 	if wd := b.cfg.Config.WorkingDir; wd != "" {
 		b.cfg.Config.WorkingDir = normalizePath("/", wd, false)
@@ -282,26 +298,17 @@ func (b *build) history(createdBy string, layer bool) {
 // Get looks a variable up as BuildKit's builder sees it: ENV first, then
 // the ARGs in scope (ENV wins over ARG).
 func (b *build) Get(k string) (string, bool) {
-	if v, ok := envGet(b.cfg.Config.Env, k); ok {
-		return v, true
-	}
-	return b.argValue(k)
+	return envGet(b.env, k)
 }
 
 func (b *build) Keys() []string {
 	var keys []string
 	seen := map[string]bool{}
-	for _, e := range b.cfg.Config.Env {
+	for _, e := range b.env {
 		k, _, _ := strings.Cut(e, "=")
 		if !seen[k] {
 			seen[k] = true
 			keys = append(keys, k)
-		}
-	}
-	for _, a := range b.args {
-		if a.val != nil && !seen[a.key] {
-			seen[a.key] = true
-			keys = append(keys, a.key)
 		}
 	}
 	return keys
@@ -316,21 +323,10 @@ func (b *build) argValue(k string) (string, bool) {
 	return "", false
 }
 
-// runEnv is a RUN's environment: the stage's ENV, then the ARGs in scope that
-// no ENV overrides. ARGs never reach the image config.
+// runEnv is a RUN's environment (see build.env). ARGs never reach the
+// image config.
 func (b *build) runEnv() []string {
-	env := slices.Clone(b.cfg.Config.Env)
-	for _, k := range b.Keys() {
-		if _, ok := envGet(b.cfg.Config.Env, k); ok {
-			continue
-		}
-		if _, skip := nonEnvArgs[k]; skip {
-			continue
-		}
-		v, _ := b.argValue(k)
-		env = append(env, k+"="+v)
-	}
-	return env
+	return slices.Clone(b.env)
 }
 
 // nonEnvArgs are ARGs BuildKit never passes to RUN.
@@ -357,6 +353,17 @@ func envSet(env []string, k, v string) []string {
 			return env
 		}
 	}
+	return append(env, k+"="+v)
+}
+
+// envAppend sets k in env by moving it to the end: what RUN sees is
+// ordered by when each name was last set (BuildKit's llb EnvList), while
+// the image config's Env keeps a redefined name in place (envSet).
+func envAppend(env []string, k, v string) []string {
+	env = slices.DeleteFunc(env, func(e string) bool {
+		ek, _, _ := strings.Cut(e, "=")
+		return ek == k
+	})
 	return append(env, k+"="+v)
 }
 
