@@ -31,12 +31,12 @@ type build struct {
 	// then every ENV and every ARG with a value, in order, the last one
 	// setting a name winning, as in BuildKit's llb state. Only ENV reaches
 	// the image config (cfg).
-	env []string
-	cmdSet bool          // CMD was given in this stage: ENTRYPOINT then keeps it
-	n      int           // progress index of the last vertex
-	total  int           // progress total
-	lex    *shell.Lex    // variable expansion
-	trig   bool          // the instruction being dispatched is an ONBUILD trigger
+	env    []string
+	cmdSet bool       // CMD was given in this stage: ENTRYPOINT then keeps it
+	n      int        // progress index of the last vertex
+	total  int        // progress total
+	lex    *shell.Lex // variable expansion
+	trig   bool       // the instruction being dispatched is an ONBUILD trigger
 
 	// healthStart is HEALTHCHECK --start-interval, which the config type
 	// cannot hold (see Result.HealthStartInterval).
