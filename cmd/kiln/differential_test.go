@@ -54,6 +54,10 @@ const (
 		"BuildKit creates it at WORKDIR (mkdir -p, 0755, owned by the USER of that moment)"
 )
 
+// argOverEnv: BuildKit's ARG after an ENV of the same name.
+const argOverEnv = "BuildKit gives RUN and variable expansion the value of an ARG declared after an ENV of the same name " +
+	"(convert.go dispatchArg: state.AddEnv; checked with buildctl); buildah 1.28 keeps the ENV's"
+
 // chmodParents: BuildKit's directories made for a COPY --chmod.
 const chmodParents = "BuildKit creates the missing destination and parents of COPY --chmod with that mode " +
 	"(fsutil#228, moby#49851); buildah 1.28 with 0755"
@@ -106,6 +110,12 @@ var differentialCases = map[string]diffCase{
 	"e2e/205-copy-parents":               {unsupported: "COPY --parents (dockerfile 1.20)"},
 	"e2e/207-copy-exclude-per-source":    {unsupported: "COPY --exclude (dockerfile 1.19)"},
 	"e2e/213-run-sandbox-hostname-arg":   {unsupported: "BUILDKIT_SANDBOX_HOSTNAME (a BuildKit build arg)"},
+	"e2e/215-arg-after-env-wins-for-run": {known: []known{{"/v4", buildahDiffers, argOverEnv}}},
+	"e2e/216-arg-env-expansion-order":    {known: each(buildahDiffers, argOverEnv, "/out", "config.Env", "config.Labels")},
+	"e2e/217-run-env-order": {known: append(each(buildahDiffers, argOverEnv+"; and RUN's environment is ordered by when each name was last set (llb EnvList), "+
+		"a child stage keeping its base stage's ARGs (/23 is $B$C)", "/env1", "/env2", "config.WorkingDir", "/23"),
+		known{"config.Env", buildahDiffers, "BuildKit replaces a redefined variable in place (ENV PATH keeps its position); buildah 1.28 moves it to the end"},
+		known{"layers", buildahDiffers, workdirLayer})},
 	"e2e/212-copy-chmod-created-parents": {known: each(buildahDiffers, chmodParents, "/new", "/new/path")},
 	"e2e/113-err-bad-substitution": {known: []known{
 		{"build", buildahDiffers, "BuildKit rejects ${} as a bad substitution; buildah 1.28 accepts it"}}},
