@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/mutate"
 
 	"github.com/kiln-build/kiln/cache/layer"
 )
@@ -16,9 +15,7 @@ import (
 // WriteFilesystemTar writes the final filesystem of img (its layers merged,
 // whiteouts applied) to w as one tar.
 func WriteFilesystemTar(ctx context.Context, w io.Writer, img v1.Image) error {
-	rc := mutate.Extract(img)
-	defer rc.Close()
-	if _, err := io.Copy(&ctxWriter{ctx: ctx, w: w}, rc); err != nil {
+	if err := flatten(ctx, &ctxWriter{ctx: ctx, w: w}, img); err != nil {
 		return fmt.Errorf("writing filesystem tar: %w", err)
 	}
 	return nil
@@ -31,9 +28,10 @@ func WriteLocal(ctx context.Context, dir string, img v1.Image) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("writing files to %s: %w", dir, err)
 	}
-	rc := mutate.Extract(img)
-	defer rc.Close()
-	if _, err := layer.Apply(ctx, dir, rc); err != nil {
+	pr, pw := io.Pipe()
+	go func() { pw.CloseWithError(flatten(ctx, pw, img)) }()
+	defer pr.Close()
+	if _, err := layer.Apply(ctx, dir, pr); err != nil {
 		return fmt.Errorf("writing files to %s: %w", dir, err)
 	}
 	return nil

@@ -13,10 +13,10 @@ import (
 	"testing"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/mutate"
 
 	"github.com/kiln-build/kiln/cache"
 	"github.com/kiln-build/kiln/executor"
+	"github.com/kiln-build/kiln/exporter"
 	"github.com/kiln-build/kiln/exporter/busybox"
 )
 
@@ -149,10 +149,13 @@ type file struct {
 	data string
 }
 
-// files flattens img's layers (whiteouts applied) into path → file.
+// files flattens img's layers (whiteouts and opaque dirs applied, hard
+// links to hidden files resolved: exporter's type=tar output) into
+// path → file.
 func files(t *testing.T, img v1.Image) map[string]file {
 	t.Helper()
-	rc := mutate.Extract(img)
+	rc, pw := io.Pipe()
+	go func() { pw.CloseWithError(exporter.WriteFilesystemTar(context.Background(), pw, img)) }()
 	defer rc.Close()
 	tr := tar.NewReader(rc)
 	out := map[string]file{}
