@@ -98,26 +98,24 @@ func (c *compiler) runMounts(b *build, cm *cmd, x *instructions.RunCommand) ([]d
 				d.Sharing = "shared"
 			}
 			if m.From != "" {
-				return nil, nil, c.unsupported(cm.line, "RUN --mount=type=cache,from=... (seeding a cache mount)")
+				// Seeded: the cache starts as a copy of the stage or image
+				// (one cache per id and seed, as BuildKit keys it).
+				src, err := c.mountFrom(b, cm, m.From)
+				if err != nil {
+					return nil, nil, err
+				}
+				d.Input = 1 + len(extra)
+				extra = append(extra, src)
 			}
 		case instructions.MountTypeBind:
 			if d.Target == "" {
 				return nil, nil, c.errorf(cm.line, "RUN --mount=type=bind needs a target")
 			}
-			var src *dag.Vertex
-			if m.From == "" {
-				src = c.contextVertex()
-			} else {
-				from, err := c.copySource(b.lex, m.From)
-				if err != nil {
-					return nil, nil, c.errAt(cm.line, err)
-				}
-				if from.stage == b.s {
-					return nil, nil, c.errorf(cm.line, "circular dependency detected on stage: %s", b.s.displayName())
-				}
-				tmp := &cmd{Command: cm.Command, line: cm.line, from: from}
-				if src, err = c.copyFrom(b, tmp); err != nil {
-					return nil, nil, c.errAt(cm.line, err)
+			src := c.contextVertex()
+			if m.From != "" {
+				var err error
+				if src, err = c.mountFrom(b, cm, m.From); err != nil {
+					return nil, nil, err
 				}
 			}
 			d.Input = 1 + len(extra)
@@ -135,6 +133,22 @@ func (c *compiler) runMounts(b *build, cm *cmd, x *instructions.RunCommand) ([]d
 		mounts = append(mounts, d)
 	}
 	return mounts, extra, nil
+}
+
+// mountFrom is the vertex a mount's from= names: a stage or an image.
+func (c *compiler) mountFrom(b *build, cm *cmd, name string) (*dag.Vertex, error) {
+	from, err := c.copySource(b.lex, name)
+	if err != nil {
+		return nil, c.errAt(cm.line, err)
+	}
+	if from.stage == b.s {
+		return nil, c.errorf(cm.line, "circular dependency detected on stage: %s", b.s.displayName())
+	}
+	src, err := c.copyFrom(b, &cmd{Command: cm.Command, line: cm.line, from: from})
+	if err != nil {
+		return nil, c.errAt(cm.line, err)
+	}
+	return src, nil
 }
 
 // sshAuthSock is the SSH_AUTH_SOCK a RUN gets: its first ssh mount's

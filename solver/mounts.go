@@ -59,7 +59,7 @@ func (s *Solver) runMounts(ctx context.Context, v *dag.Vertex, op *dag.ExecOp, i
 			}
 			mounts = append(mounts, em)
 		case "cache":
-			em, unlock, err := s.cacheMount(ctx, m)
+			em, unlock, err := s.cacheMount(ctx, v, m, inputs, scratch)
 			if err != nil {
 				return nil, nil, release, err
 			}
@@ -141,7 +141,7 @@ func (s *Solver) bindMount(v *dag.Vertex, m dag.Mount, inputs []*state, scratch 
 // cacheMount is a persistent dir in the store. sharing=locked holds an
 // exclusive lock for the step; private uses another instance when the main
 // one is busy; shared lets everyone in.
-func (s *Solver) cacheMount(ctx context.Context, m dag.Mount) (executor.Mount, func(), error) {
+func (s *Solver) cacheMount(ctx context.Context, v *dag.Vertex, m dag.Mount, inputs []*state, scratch func(string) (string, error)) (executor.Mount, func(), error) {
 	id := m.ID
 	if id == "" {
 		id = m.Target
@@ -150,9 +150,19 @@ func (s *Solver) cacheMount(ctx context.Context, m dag.Mount) (executor.Mount, f
 	if m.Mode != 0 {
 		mode = os.FileMode(m.Mode)
 	}
+	seeded := m.Input >= 0 && m.Input < len(v.Inputs)
+	sharing := m.Sharing
+	if seeded {
+		// One cache per id and seed, as BuildKit keys it (id:ref). Its
+		// upper dir can be in one overlay at a time: shared acts as locked.
+		id += ":" + string(inputs[m.Input].key)
+		if sharing != "private" {
+			sharing = "locked"
+		}
+	}
 	unlock := func() {}
 	instance := 0
-	switch m.Sharing {
+	switch sharing {
 	case "locked":
 		u, err := s.store.LockCacheMount(ctx, id, 0)
 		if err != nil {
@@ -176,7 +186,60 @@ func (s *Solver) cacheMount(ctx context.Context, m dag.Mount) (executor.Mount, f
 		unlock()
 		return executor.Mount{}, nil, err
 	}
-	return executor.Mount{Type: "bind", Source: dir, Target: m.Target, ReadOnly: m.ReadOnly}, unlock, nil
+	if seeded {
+		// The seed's layers (or directory) below, the cache's own changes
+		// kept in an upper dir across builds: a copy-on-write child of the
+		// seed, as BuildKit makes it.
+		em, err := s.seededCache(v, m, inputs, dir, scratch)
+		if err != nil {
+			unlock()
+			return executor.Mount{}, nil, err
+		}
+		return em, unlock, nil
+	}
+	src := dir
+	if m.Source != "" && path.Clean("/"+m.Source) != "/" {
+		if src, err = securejoin.SecureJoin(dir, m.Source); err != nil {
+			unlock()
+			return executor.Mount{}, nil, err
+		}
+		// As in BuildKit, the subpath must be there already (a new cache
+		// is empty): it fails rather than being created.
+		if _, err := os.Stat(src); err != nil {
+			unlock()
+			return executor.Mount{}, nil, fmt.Errorf("cache mount %s: source %q is not in the cache: %w", m.Target, m.Source, err)
+		}
+	}
+	return executor.Mount{Type: "bind", Source: src, Target: m.Target, ReadOnly: m.ReadOnly}, unlock, nil
+}
+
+func (s *Solver) seededCache(v *dag.Vertex, m dag.Mount, inputs []*state, dir string, scratch func(string) (string, error)) (executor.Mount, error) {
+	var lowers []string
+	if d, ok := s.dirOf(v.Inputs[m.Input]); ok {
+		lowers = []string{d}
+	} else {
+		lowers = s.store.SnapshotDirs(inputs[m.Input].layers)
+	}
+	upper, work := filepath.Join(dir, "upper"), filepath.Join(dir, "work")
+	for _, d := range []string{upper, work} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return executor.Mount{}, fmt.Errorf("cache mount %s: %w", m.Target, err)
+		}
+	}
+	empty, err := scratch("empty")
+	if err != nil {
+		return executor.Mount{}, err
+	}
+	staging, err := scratch("staging")
+	if err != nil {
+		return executor.Mount{}, err
+	}
+	em := executor.Mount{Type: "overlay", Lowers: append([]string{empty}, lowers...), Target: m.Target,
+		Subpath: path.Clean("/" + m.Source), Staging: staging}
+	if !m.ReadOnly {
+		em.Upper, em.Work = upper, work
+	}
+	return em, nil
 }
 
 // secretMount puts a secret's value in a private file on a tmpfs (never on
