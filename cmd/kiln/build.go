@@ -186,7 +186,7 @@ func runBuild(cmd *cobra.Command, g *globalFlags, f *buildFlags, contextArg stri
 	}
 	progress.Printf("writing image %s done\n", id)
 	for _, t := range f.tags {
-		if err := store.Tag(ctx, t, digest); err != nil {
+		if err := store.TagBuilt(ctx, t, digest); err != nil {
 			return fmt.Errorf("tagging %s: %w", t, err)
 		}
 		progress.Printf("naming to %s done\n", canonical(t))

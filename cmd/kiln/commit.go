@@ -52,7 +52,7 @@ func newCommitCmd(g *globalFlags) *cobra.Command {
 				return err
 			}
 			if len(args) == 2 {
-				if err := store.Tag(ctx, args[1], d); err != nil {
+				if err := store.TagBuilt(ctx, args[1], d); err != nil {
 					return err
 				}
 			}
