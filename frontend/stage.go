@@ -84,6 +84,10 @@ func (c *compiler) compileStage(s *stage) (*build, error) {
 		b.args = slices.Clone(pb.args)
 		b.workdirSet = pb.workdirSet
 		b.healthStart = pb.healthStart
+		// BuildKit starts from the base stage's state, then (below) sets the
+		// image config's Env on it again: an ARG of the base stage stays, an
+		// ARG that overrode an ENV there gives way to the ENV's value.
+		b.env = slices.Clone(pb.env)
 		// the base stage's own ONBUILD triggers run here and are not inherited further
 		triggers = b.cfg.Config.OnBuild
 		b.cfg.Config.OnBuild = nil
@@ -107,13 +111,6 @@ func (c *compiler) compileStage(s *stage) (*build, error) {
 	}
 	if _, ok := envGet(b.cfg.Config.Env, "PATH"); !ok {
 		b.cfg.Config.Env = append(b.cfg.Config.Env, "PATH="+defaultPath)
-	}
-	if s.base != nil {
-		// BuildKit starts from the base stage's state and sets the image
-		// config's Env on it again: an ARG of the base stage stays, an ARG
-		// that overrode an ENV there gives way to the ENV's value.
-		pb, _ := c.compileStage(s.base) // compiled above
-		b.env = slices.Clone(pb.env)
 	}
 	for _, e := range b.cfg.Config.Env {
 		k, v, _ := strings.Cut(e, "=")

@@ -99,34 +99,22 @@ func (s *Solver) bindMount(v *dag.Vertex, m dag.Mount, inputs []*state, scratch 
 	if m.Input < 0 || m.Input >= len(v.Inputs) {
 		return executor.Mount{}, fmt.Errorf("bind mount of %s: no source", m.Target)
 	}
-	in := v.Inputs[m.Input]
-	var lowers []string
-	if dir, ok := s.dirOf(in); ok {
-		lowers = []string{dir}
-		if m.ReadOnly {
-			src, err := securejoin.SecureJoin(dir, m.Source)
-			if err != nil {
-				return executor.Mount{}, err
-			}
-			if _, err := os.Stat(src); err != nil {
-				return executor.Mount{}, fmt.Errorf("bind mount source %q: not found in the build context", m.Source)
-			}
-			return executor.Mount{Type: "bind", Source: src, Target: m.Target, ReadOnly: true}, nil
+	if dir, ok := s.dirOf(v.Inputs[m.Input]); ok && m.ReadOnly {
+		src, err := securejoin.SecureJoin(dir, m.Source)
+		if err != nil {
+			return executor.Mount{}, err
 		}
-	} else {
-		lowers = s.store.SnapshotDirs(inputs[m.Input].layers)
+		if _, err := os.Stat(src); err != nil {
+			return executor.Mount{}, fmt.Errorf("bind mount source %q: not found in the build context", m.Source)
+		}
+		return executor.Mount{Type: "bind", Source: src, Target: m.Target, ReadOnly: true}, nil
 	}
 	// An overlay: read-only, or writable with changes thrown away after.
-	empty, err := scratch("empty")
+	em, err := s.inputOverlay(v, m, inputs, scratch)
 	if err != nil {
 		return executor.Mount{}, err
 	}
-	staging, err := scratch("staging")
-	if err != nil {
-		return executor.Mount{}, err
-	}
-	em := executor.Mount{Type: "overlay", Lowers: append([]string{empty}, lowers...), Target: m.Target,
-		ReadOnly: m.ReadOnly, Subpath: path.Clean("/" + m.Source), Staging: staging}
+	em.ReadOnly = m.ReadOnly
 	if !m.ReadOnly {
 		if em.Upper, err = scratch("upper"); err != nil {
 			return executor.Mount{}, err
@@ -213,18 +201,15 @@ func (s *Solver) cacheMount(ctx context.Context, v *dag.Vertex, m dag.Mount, inp
 	return executor.Mount{Type: "bind", Source: src, Target: m.Target, ReadOnly: m.ReadOnly}, unlock, nil
 }
 
-func (s *Solver) seededCache(v *dag.Vertex, m dag.Mount, inputs []*state, dir string, scratch func(string) (string, error)) (executor.Mount, error) {
+// inputOverlay is a read-only overlay of the mount's input (a directory,
+// or a layer chain) at m.Target, showing m.Source of it; the caller adds an
+// upper dir to make it writable.
+func (s *Solver) inputOverlay(v *dag.Vertex, m dag.Mount, inputs []*state, scratch func(string) (string, error)) (executor.Mount, error) {
 	var lowers []string
 	if d, ok := s.dirOf(v.Inputs[m.Input]); ok {
 		lowers = []string{d}
 	} else {
 		lowers = s.store.SnapshotDirs(inputs[m.Input].layers)
-	}
-	upper, work := filepath.Join(dir, "upper"), filepath.Join(dir, "work")
-	for _, d := range []string{upper, work} {
-		if err := os.MkdirAll(d, 0o755); err != nil {
-			return executor.Mount{}, fmt.Errorf("cache mount %s: %w", m.Target, err)
-		}
 	}
 	empty, err := scratch("empty")
 	if err != nil {
@@ -234,8 +219,21 @@ func (s *Solver) seededCache(v *dag.Vertex, m dag.Mount, inputs []*state, dir st
 	if err != nil {
 		return executor.Mount{}, err
 	}
-	em := executor.Mount{Type: "overlay", Lowers: append([]string{empty}, lowers...), Target: m.Target,
-		Subpath: path.Clean("/" + m.Source), Staging: staging}
+	return executor.Mount{Type: "overlay", Lowers: append([]string{empty}, lowers...), Target: m.Target,
+		Subpath: path.Clean("/" + m.Source), Staging: staging}, nil
+}
+
+func (s *Solver) seededCache(v *dag.Vertex, m dag.Mount, inputs []*state, dir string, scratch func(string) (string, error)) (executor.Mount, error) {
+	upper, work := filepath.Join(dir, "upper"), filepath.Join(dir, "work")
+	for _, d := range []string{upper, work} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return executor.Mount{}, fmt.Errorf("cache mount %s: %w", m.Target, err)
+		}
+	}
+	em, err := s.inputOverlay(v, m, inputs, scratch)
+	if err != nil {
+		return executor.Mount{}, err
+	}
 	if !m.ReadOnly {
 		em.Upper, em.Work = upper, work
 	}
