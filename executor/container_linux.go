@@ -75,6 +75,12 @@ func runChild(s *spec) error {
 	if err := unix.Chdir(cwd); err != nil {
 		return fmt.Errorf("chdir to working directory %s: %w", cwd, err)
 	}
+	// The working directory must be inside the container's root: a leaked
+	// fd to a host directory (WORKDIR /proc/self/fd/N, runc's
+	// CVE-2024-21626) would show as "(unreachable)/..." here.
+	if wd, err := unix.Getwd(); err != nil || !strings.HasPrefix(wd, "/") {
+		return fmt.Errorf("working directory %s is outside the container's root filesystem", cwd)
+	}
 	if err := dropCapabilities(); err != nil {
 		return err
 	}
@@ -191,7 +197,9 @@ func mountDev(rootfs string) error {
 	if !isDir(dev) {
 		return nil
 	}
-	if err := unix.Mount("tmpfs", dev, "tmpfs", unix.MS_NOSUID|unix.MS_STRICTATIME, "mode=755,size=65536k"); err != nil {
+	// nodev: a node made here with mknod is unusable; the allowed devices
+	// are bind mounts of the host's, which keep their own mount's flags.
+	if err := unix.Mount("tmpfs", dev, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_STRICTATIME, "mode=755,size=65536k"); err != nil {
 		return fmt.Errorf("mount tmpfs on /dev: %w", err)
 	}
 	for _, name := range []string{"null", "zero", "full", "random", "urandom", "tty"} {
@@ -257,7 +265,7 @@ func maskPaths(rootfs string, proc, sys bool) error {
 			continue
 		}
 		if st.IsDir() {
-			err = unix.Mount("tmpfs", target, "tmpfs", unix.MS_RDONLY, "size=0")
+			err = unix.Mount("tmpfs", target, "tmpfs", unix.MS_RDONLY|unix.MS_NODEV|unix.MS_NOSUID|unix.MS_NOEXEC, "size=0")
 		} else {
 			err = unix.Mount("/dev/null", target, "", unix.MS_BIND, "")
 		}

@@ -26,7 +26,7 @@ func requireRoot(t *testing.T) {
 }
 
 var applets = []string{"sh", "ls", "cat", "echo", "id", "mkdir", "rm", "touch", "sleep", "hostname", "wc",
-	"pwd", "env", "test", "true", "false", "readlink", "kill"}
+	"pwd", "env", "test", "true", "false", "readlink", "kill", "mknod", "head", "dd", "ln", "grep", "mount", "unshare", "seq"}
 
 // baseLayer writes a tiny rootfs into dir: a static busybox with applet
 // links, passwd/group files and the usual mount point dirs.

@@ -3,12 +3,14 @@ package executor
 import (
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
 	"strings"
 
-	securejoin "github.com/cyphar/filepath-securejoin"
+	pathrs "github.com/cyphar/filepath-securejoin/pathrs-lite"
 	"golang.org/x/sys/unix"
 )
 
@@ -30,133 +32,210 @@ type stubParent struct {
 }
 
 // extraMounts mounts ms under rootfs (before pivot_root) and returns the
-// mount points it had to create.
+// mount points it had to create. Every target is resolved inside rootfs
+// and mounted through the fd it resolved to, never by path again: a
+// process of another step sharing a cache mount cannot swap a directory on
+// the way for a symlink between the check and the mount (BuildKit's
+// CVE-2024-23651, buildah's CVE-2024-9675).
 func extraMounts(rootfs string, ms []Mount) (stubs, error) {
 	var made stubs
+	root, err := os.OpenFile(rootfs, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return made, fmt.Errorf("opening the rootfs: %w", err)
+	}
+	defer root.Close()
+	if rootfs, err = os.Readlink(fdPath(root)); err != nil {
+		return made, fmt.Errorf("opening the rootfs: %w", err)
+	}
 	parents := map[string]int{} // rel → index in made.Parents
 	for _, m := range ms {
-		target, err := securejoin.SecureJoin(rootfs, m.Target)
+		src, err := mountSource(m)
 		if err != nil {
-			return made, fmt.Errorf("mount target %s: %w", m.Target, err)
+			return made, fmt.Errorf("mount source for %s: %w", m.Target, err)
 		}
 		isFile := false
-		if m.Type == "bind" {
-			fi, err := os.Stat(m.Source)
-			if err != nil {
+		if src != nil {
+			var st unix.Stat_t
+			if err := unix.Fstat(int(src.Fd()), &st); err != nil {
+				src.Close()
 				return made, fmt.Errorf("mount source for %s: %w", m.Target, err)
 			}
-			isFile = !fi.IsDir()
+			isFile = st.Mode&unix.S_IFMT != unix.S_IFDIR
 		}
-		if m.Optional {
-			if fi, err := os.Lstat(target); err == nil && (fi.IsDir() == isFile || !fi.IsDir() && !fi.Mode().IsRegular()) {
-				continue
-			}
-		}
-		var parentBefore int64
-		parent := existingParent(target)
-		if fi, err := os.Lstat(parent); err == nil {
-			parentBefore = fi.ModTime().UnixNano()
-		}
-		created, err := mountPoint(target, isFile)
-		if len(created) > 0 {
-			rel, _ := filepath.Rel(rootfs, parent)
-			i, seen := parents[rel]
+		mp, err := mountTarget(root, rootfs, m.Target, isFile, m.Optional)
+		if mp.parentRel != "" && len(mp.created) > 0 {
+			i, seen := parents[mp.parentRel]
 			if !seen {
 				i = len(made.Parents)
-				parents[rel] = i
-				made.Parents = append(made.Parents, stubParent{Rel: rel, BeforeNs: parentBefore})
+				parents[mp.parentRel] = i
+				made.Parents = append(made.Parents, stubParent{Rel: mp.parentRel, BeforeNs: mp.parentBefore})
 			}
-			if fi, err := os.Lstat(parent); err == nil {
-				made.Parents[i].AfterNs = fi.ModTime().UnixNano()
-			}
+			made.Parents[i].AfterNs = mp.parentAfter
 		}
-		for _, p := range created {
-			rel, _ := filepath.Rel(rootfs, p)
-			made.Created = append(made.Created, rel)
+		made.Created = append(made.Created, mp.created...)
+		if err == nil && mp.fd == nil { // optional and of the wrong type: skipped
+			if src != nil {
+				src.Close()
+			}
+			continue
 		}
 		if err != nil {
+			if src != nil {
+				src.Close()
+			}
 			return made, fmt.Errorf("mount point %s: %w", m.Target, err)
 		}
-		if err := mountOne(m, target); err != nil {
+		err = mountOne(m, src, fdPath(mp.fd))
+		mp.fd.Close()
+		if src != nil {
+			src.Close()
+		}
+		if err != nil {
 			return made, fmt.Errorf("mounting %s on %s: %w", m.Type, m.Target, err)
 		}
 	}
 	return made, nil
 }
 
-// existingParent is the deepest existing directory on target's path
-// (target itself if it exists).
-func existingParent(target string) string {
-	p := target
-	for {
-		if _, err := os.Lstat(p); err == nil || filepath.Dir(p) == p {
-			return p
-		}
-		p = filepath.Dir(p)
-	}
-}
+// fdPath names an open file by its magic link, which mount(2) and
+// mount_setattr(2) follow to exactly that file.
+func fdPath(f *os.File) string { return fmt.Sprintf("/proc/self/fd/%d", f.Fd()) }
 
-// mountPoint makes target exist as a dir or file and returns what it
-// created for that, outermost first.
-func mountPoint(target string, file bool) ([]string, error) {
-	fi, err := os.Lstat(target)
-	if err == nil {
-		if fi.IsDir() == file {
-			return nil, fmt.Errorf("exists and is not a %s", map[bool]string{true: "file", false: "directory"}[file])
-		}
+// mountSource opens what a bind mount (or an overlay's subpath) shows, as
+// an O_PATH fd: m.Source itself, or m.Subpath resolved inside it, so a
+// subpath of a cache shared with running steps cannot lead out of it.
+// Other mounts have no source (nil).
+func mountSource(m Mount) (*os.File, error) {
+	if m.Type != "bind" {
 		return nil, nil
 	}
-	if !errors.Is(err, fs.ErrNotExist) {
+	if m.Subpath == "" || m.Subpath == "/" || m.Subpath == "." {
+		return os.OpenFile(m.Source, unix.O_PATH|unix.O_CLOEXEC, 0)
+	}
+	base, err := os.OpenFile(m.Source, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
 		return nil, err
 	}
-	if !file {
-		return mkdirAll(target)
-	}
-	made, err := mkdirAll(filepath.Dir(target))
-	if err != nil {
-		return made, err
-	}
-	f, err := os.OpenFile(target, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
-	if err != nil {
-		return made, err
-	}
-	return append(made, target), f.Close()
+	defer base.Close()
+	return pathrs.OpenatInRoot(base, m.Subpath)
 }
 
-// mkdirAll is os.MkdirAll (0755) that returns the directories it created,
-// outermost first.
-func mkdirAll(dir string) ([]string, error) {
-	var missing []string
-	for p := dir; ; p = filepath.Dir(p) {
-		_, err := os.Lstat(p)
+// mountPointResult is an opened mount point and what was made for it.
+type mountPointResult struct {
+	fd                        *os.File // O_PATH; nil when an optional target was skipped
+	created                   []string // relative to the rootfs, outermost first
+	parentRel                 string   // the existing dir they were made in
+	parentBefore, parentAfter int64    // its mtime before and after, Unix ns
+}
+
+// mountTarget opens target inside the rootfs, making it (a directory, or an
+// empty file if file) and its missing parents first. Symlinks on the way
+// resolve inside the rootfs (RESOLVE_IN_ROOT, as runc and BuildKit join
+// mount targets); what kiln creates is opened with O_NOFOLLOW, so a swap
+// to a symlink fails instead of redirecting the mount.
+func mountTarget(root *os.File, rootfs, target string, file, optional bool) (mountPointResult, error) {
+	var r mountPointResult
+	comps := strings.Split(strings.Trim(path.Clean("/"+target), "/"), "/")
+	if len(comps) == 1 && comps[0] == "" {
+		comps = nil
+	}
+	// The deepest part of the path that exists already.
+	var cur *os.File
+	n := len(comps)
+	for ; n >= 0; n-- {
+		f, err := pathrs.OpenatInRoot(root, "/"+strings.Join(comps[:n], "/"))
 		if err == nil {
+			cur = f
 			break
 		}
 		if !errors.Is(err, fs.ErrNotExist) {
-			return nil, err
-		}
-		missing = append(missing, p)
-		if filepath.Dir(p) == p {
-			break
+			return r, err
 		}
 	}
-	var made []string
-	for i := len(missing) - 1; i >= 0; i-- {
-		if err := os.Mkdir(missing[i], 0o755); err != nil {
-			return made, err
-		}
-		made = append(made, missing[i])
+	if cur == nil {
+		return r, errors.New("the rootfs is gone")
 	}
-	return made, nil
+	var st unix.Stat_t
+	if err := unix.Fstat(int(cur.Fd()), &st); err != nil {
+		cur.Close()
+		return r, err
+	}
+	isDir := st.Mode&unix.S_IFMT == unix.S_IFDIR
+	if n == len(comps) {
+		wrong := isDir == file || (!isDir && st.Mode&unix.S_IFMT != unix.S_IFREG)
+		if wrong && optional {
+			cur.Close()
+			return r, nil
+		}
+		if isDir == file {
+			cur.Close()
+			return r, fmt.Errorf("exists and is not a %s", map[bool]string{true: "file", false: "directory"}[file])
+		}
+		r.fd = cur
+		return r, nil
+	}
+	if !isDir {
+		cur.Close()
+		return r, fmt.Errorf("/%s is not a directory", strings.Join(comps[:n], "/"))
+	}
+	// Where the existing part really is (symlinks resolved), for the stubs.
+	real, err := os.Readlink(fdPath(cur))
+	if err != nil {
+		cur.Close()
+		return r, err
+	}
+	rel, err := filepath.Rel(rootfs, real)
+	if err != nil || strings.HasPrefix(rel, "..") {
+		cur.Close()
+		return r, fmt.Errorf("resolved outside the rootfs (%s)", real)
+	}
+	r.parentRel, r.parentBefore = rel, st.Mtim.Nano()
+	for i := n; i < len(comps); i++ {
+		name := comps[i]
+		last := i == len(comps)-1
+		var err error
+		if last && file {
+			var fd int
+			fd, err = unix.Openat(int(cur.Fd()), name, unix.O_CREAT|unix.O_EXCL|unix.O_WRONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o644)
+			if err == nil {
+				unix.Close(fd)
+			}
+		} else {
+			err = unix.Mkdirat(int(cur.Fd()), name, 0o755)
+		}
+		if err != nil {
+			cur.Close()
+			return r, fmt.Errorf("creating %s: %w", name, err)
+		}
+		r.created = append(r.created, filepath.Join(rel, filepath.Join(comps[n:i+1]...)))
+		if i == n {
+			var pst unix.Stat_t
+			if unix.Fstat(int(cur.Fd()), &pst) == nil {
+				r.parentAfter = pst.Mtim.Nano()
+			}
+		}
+		flags := unix.O_PATH | unix.O_NOFOLLOW | unix.O_CLOEXEC
+		if !(last && file) {
+			flags |= unix.O_DIRECTORY
+		}
+		fd, err := unix.Openat(int(cur.Fd()), name, flags, 0)
+		cur.Close()
+		if err != nil {
+			return r, fmt.Errorf("opening %s: %w", name, err)
+		}
+		cur = os.NewFile(uintptr(fd), name)
+	}
+	r.fd = cur
+	return r, nil
 }
 
-func mountOne(m Mount, target string) error {
+// mountOne mounts m on target (a /proc/self/fd path), src being its open
+// source for binds. Every mount is nodev: only the /dev kiln makes has
+// usable device nodes, whatever a layer, archive, bind or mknod brings.
+func mountOne(m Mount, src *os.File, target string) error {
 	switch m.Type {
 	case "bind":
-		if m.ReadOnly {
-			return bindReadOnly(m.Source, target)
-		}
-		return unix.Mount(m.Source, target, "", unix.MS_BIND|unix.MS_REC, "")
+		return bindAt(fdPath(src), target, m.ReadOnly)
 	case "tmpfs":
 		data := "mode=1777"
 		if m.Size > 0 {
@@ -171,14 +250,17 @@ func mountOne(m Mount, target string) error {
 		if err := mountOverlay(m.Staging, o); err != nil {
 			return err
 		}
-		src, err := securejoin.SecureJoin(m.Staging, m.Subpath)
+		staging, err := os.OpenFile(m.Staging, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 		if err != nil {
 			return err
 		}
-		if m.ReadOnly || m.Upper == "" {
-			return bindReadOnly(src, target)
+		defer staging.Close()
+		sub, err := pathrs.OpenatInRoot(staging, m.Subpath)
+		if err != nil {
+			return err
 		}
-		return unix.Mount(src, target, "", unix.MS_BIND|unix.MS_REC, "")
+		defer sub.Close()
+		return bindAt(fdPath(sub), target, m.ReadOnly || m.Upper == "")
 	}
 	return fmt.Errorf("unknown mount type %q", m.Type)
 }
@@ -189,83 +271,136 @@ func mountOne(m Mount, target string) error {
 // target reaches the layer. Created is outermost first, so it is undone
 // innermost first. A directory the stubs were made in gets its mtime back
 // when nothing else changed it, so the layer is the same as without them.
+//
+// The process may have replaced any of those paths with a symlink to a host
+// directory (BuildKit's CVE-2024-23652), so every path is walked from upper
+// by fd without following a symlink, and a path through one is left alone.
 func removeStubs(upper string, lowers []string, st stubs) {
-	inside := func(rel string) (string, bool) {
-		if rel == "" || rel == "." || strings.HasPrefix(rel, "..") || filepath.IsAbs(rel) {
-			return "", false
-		}
-		return filepath.Join(upper, rel), true
+	inside := func(rel string) bool {
+		return rel != "" && rel != "." && !strings.HasPrefix(rel, "..") && !filepath.IsAbs(rel)
 	}
 	restore := make([]int64, len(st.Parents)) // mtime to set after the removals, 0 = none
 	for i, par := range st.Parents {
-		p, ok := inside(par.Rel)
-		if !ok {
+		if !inside(par.Rel) {
 			continue
 		}
-		fi, err := os.Lstat(p)
-		if err != nil {
+		fi, ok := lstatIn(upper, par.Rel)
+		if !ok {
 			continue // not in the upper dir: the stubs were made inside another mount
 		}
-		restore[i] = fi.ModTime().UnixNano() // the run changed it: keep its change
+		restore[i] = fi.Mtim.Nano() // the run changed it: keep its change
 		if restore[i] == par.AfterNs {
 			restore[i] = par.BeforeNs
 		}
 	}
 	for i := len(st.Created) - 1; i >= 0; i-- {
-		p, ok := inside(st.Created[i])
-		if !ok {
+		if rel := st.Created[i]; inside(rel) {
+			removeIfEmpty(upper, rel)
+		}
+	}
+	for i, par := range st.Parents {
+		if !inside(par.Rel) || restore[i] == 0 {
 			continue
 		}
-		fi, err := os.Lstat(p)
+		dir, base, err := openParent(upper, par.Rel)
 		if err != nil {
 			continue
 		}
-		switch {
-		case fi.IsDir():
-			if entries, err := os.ReadDir(p); err != nil || len(entries) > 0 {
-				continue
-			}
-		case !fi.Mode().IsRegular() || fi.Size() != 0:
-			continue
-		}
-		_ = os.Remove(p)
-	}
-	for i, par := range st.Parents {
-		p, ok := inside(par.Rel)
-		if !ok || restore[i] == 0 {
-			continue
-		}
 		ts := []unix.Timespec{{Nsec: unix.UTIME_OMIT}, unix.NsecToTimespec(restore[i])}
-		_ = unix.UtimesNanoAt(unix.AT_FDCWD, p, ts, unix.AT_SYMLINK_NOFOLLOW)
+		_ = unix.UtimesNanoAt(dir, base, ts, unix.AT_SYMLINK_NOFOLLOW)
+		unix.Close(dir)
 	}
 	// overlayfs copied the stubs' parents up; one that is now empty and as
 	// it is below was changed by nothing but the stubs, so it goes too
 	// (BuildKit's overlay differ skips such dirs).
 	for _, par := range st.Parents {
-		for rel := par.Rel; rel != "." && rel != "" && !strings.HasPrefix(rel, ".."); rel = filepath.Dir(rel) {
-			if !unchangedCopyUp(filepath.Join(upper, rel), lowers, rel) || os.Remove(filepath.Join(upper, rel)) != nil {
+		for rel := par.Rel; inside(rel); rel = filepath.Dir(rel) {
+			if !unchangedCopyUp(upper, lowers, rel) || !removeIfEmpty(upper, rel) {
 				break
 			}
 		}
 	}
 }
 
-// unchangedCopyUp reports whether the upper dir p is empty, not opaque, and
-// has the mode, owner and mtime of rel in the topmost lower that has it.
-func unchangedCopyUp(p string, lowers []string, rel string) bool {
+// openParent opens the directory holding rel inside root, refusing to
+// follow a symlink on the way, and returns its fd and rel's last name.
+func openParent(root, rel string) (int, string, error) {
+	fd, err := unix.Open(root, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return -1, "", err
+	}
+	parts := strings.Split(filepath.Clean(rel), "/")
+	for _, p := range parts[:len(parts)-1] {
+		next, err := unix.Openat(fd, p, unix.O_PATH|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+		unix.Close(fd)
+		if err != nil {
+			return -1, "", err
+		}
+		fd = next
+	}
+	return fd, parts[len(parts)-1], nil
+}
+
+// lstatIn is lstat of rel inside root with no symlink followed.
+func lstatIn(root, rel string) (unix.Stat_t, bool) {
+	var st unix.Stat_t
+	dir, base, err := openParent(root, rel)
+	if err != nil {
+		return st, false
+	}
+	defer unix.Close(dir)
+	return st, unix.Fstatat(dir, base, &st, unix.AT_SYMLINK_NOFOLLOW) == nil
+}
+
+// removeIfEmpty removes rel inside root if it is an empty directory or an
+// empty regular file, and reports whether it did.
+func removeIfEmpty(root, rel string) bool {
+	dir, base, err := openParent(root, rel)
+	if err != nil {
+		return false
+	}
+	defer unix.Close(dir)
+	var st unix.Stat_t
+	if unix.Fstatat(dir, base, &st, unix.AT_SYMLINK_NOFOLLOW) != nil {
+		return false
+	}
+	switch st.Mode & unix.S_IFMT {
+	case unix.S_IFDIR:
+		// rmdir fails on a directory that is not empty: no need to look.
+		return unix.Unlinkat(dir, base, unix.AT_REMOVEDIR) == nil
+	case unix.S_IFREG:
+		return st.Size == 0 && unix.Unlinkat(dir, base, 0) == nil
+	}
+	return false
+}
+
+// unchangedCopyUp reports whether the upper dir rel is empty, not opaque,
+// and has the mode, owner and mtime of rel in the topmost lower that has it.
+func unchangedCopyUp(upper string, lowers []string, rel string) bool {
+	dir, base, err := openParent(upper, rel)
+	if err != nil {
+		return false
+	}
+	defer unix.Close(dir)
+	fd, err := unix.Openat(dir, base, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return false
+	}
+	f := os.NewFile(uintptr(fd), base)
+	defer f.Close()
 	var up unix.Stat_t
-	if unix.Lstat(p, &up) != nil || up.Mode&unix.S_IFMT != unix.S_IFDIR {
+	if unix.Fstat(fd, &up) != nil {
 		return false
 	}
-	if entries, err := os.ReadDir(p); err != nil || len(entries) > 0 {
+	if names, err := f.Readdirnames(1); err != io.EOF || len(names) > 0 {
 		return false
 	}
-	if sz, _ := unix.Lgetxattr(p, "trusted.overlay.opaque", nil); sz > 0 {
+	if sz, _ := unix.Fgetxattr(fd, "trusted.overlay.opaque", nil); sz > 0 {
 		return false
 	}
 	for i := len(lowers) - 1; i >= 0; i-- {
-		var lo unix.Stat_t
-		if unix.Lstat(filepath.Join(lowers[i], rel), &lo) != nil {
+		lo, ok := lstatIn(lowers[i], rel)
+		if !ok {
 			continue
 		}
 		return lo.Mode == up.Mode && lo.Uid == up.Uid && lo.Gid == up.Gid && lo.Mtim == up.Mtim

@@ -125,7 +125,8 @@ func commonDir(paths []string) string {
 // mountOverlay mounts o on target. It must run in the child: it may chdir.
 func mountOverlay(target string, o overlay) error {
 	o.Lowers = dedupeLowers(o.Lowers)
-	flags := uintptr(0)
+	// nodev: device nodes in layers are data, never usable (see mountOne).
+	flags := uintptr(unix.MS_NODEV)
 	if o.Upper == "" {
 		flags = unix.MS_RDONLY
 	}
@@ -186,9 +187,9 @@ func mountOverlayFsconfig(target string, o overlay) error {
 	if err := unix.FsconfigCreate(fd); err != nil {
 		return fmt.Errorf("create overlay of %d layers: %w%s", len(o.Lowers), err, fsLog(fd))
 	}
-	attr := 0
+	attr := unix.MOUNT_ATTR_NODEV
 	if o.Upper == "" {
-		attr = unix.MOUNT_ATTR_RDONLY
+		attr |= unix.MOUNT_ATTR_RDONLY
 	}
 	mfd, err := unix.Fsmount(fd, unix.FSMOUNT_CLOEXEC, attr)
 	if err != nil {
@@ -218,13 +219,42 @@ func fsLog(fd int) string {
 	return " (" + strings.Join(msgs, "; ") + ")"
 }
 
-// bindReadOnly bind-mounts src on target and makes the bind read-only.
+// bindReadOnly bind-mounts src (and what is mounted below it) on target,
+// read-only and nodev.
 func bindReadOnly(src, target string) error {
-	if err := unix.Mount(src, target, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+	if err := bindAt(src, target, true); err != nil {
 		return fmt.Errorf("bind %s on %s: %w", src, target, err)
 	}
-	if err := unix.Mount("", target, "", unix.MS_BIND|unix.MS_REMOUNT|unix.MS_RDONLY, ""); err != nil {
-		return fmt.Errorf("remount %s read-only: %w", target, err)
+	return nil
+}
+
+// bindAt bind-mounts src (recursively) on target, nodev and, if ro,
+// read-only. The attributes are set on the detached copy before it is
+// attached, so the bind is never visible writable or with devices, and
+// no flag of the mounts below changes but those (unlike a remount).
+// Either path may be a /proc/self/fd link; both are followed.
+func bindAt(src, target string, ro bool) error {
+	tree, err := unix.OpenTree(unix.AT_FDCWD, src, unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC|unix.AT_RECURSIVE)
+	if err != nil {
+		return fmt.Errorf("open_tree: %w%s", err, oldKernel(err))
+	}
+	defer unix.Close(tree)
+	attr := unix.MountAttr{Attr_set: unix.MOUNT_ATTR_NODEV}
+	if ro {
+		attr.Attr_set |= unix.MOUNT_ATTR_RDONLY
+	}
+	if err := unix.MountSetattr(tree, "", unix.AT_EMPTY_PATH|unix.AT_RECURSIVE, &attr); err != nil {
+		return fmt.Errorf("mount_setattr: %w%s", err, oldKernel(err))
+	}
+	if err := unix.MoveMount(tree, "", unix.AT_FDCWD, target, unix.MOVE_MOUNT_F_EMPTY_PATH|unix.MOVE_MOUNT_T_SYMLINKS); err != nil {
+		return fmt.Errorf("move_mount: %w", err)
 	}
 	return nil
+}
+
+func oldKernel(err error) string {
+	if errors.Is(err, unix.ENOSYS) {
+		return " (kiln needs Linux 5.12 or later)"
+	}
+	return ""
 }

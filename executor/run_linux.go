@@ -15,6 +15,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/docker/go-units"
 	"golang.org/x/sys/unix"
 
 	"github.com/kiln-build/kiln/executor/fscopy"
@@ -110,8 +111,18 @@ func Run(ctx context.Context, root Rootfs, p Process, opts Options) error {
 		Loopback:   flags&unix.CLONE_NEWNET != 0,
 		Mounts:     append(hostFileMounts(hosts), opts.Mounts...),
 	}
-	ch := child{mode: modeRun, spec: s, cloneflags: flags, stdin: p.Stdin, stdout: p.Stdout, stderr: p.Stderr}
+	// Its own cgroup carries the device rules and the limits, and lets the
+	// whole process tree be killed at once.
+	cg, err := newCgroup(opts.Limits)
+	if err != nil {
+		return fmt.Errorf("executor: run: %w", err)
+	}
+	ch := child{mode: modeRun, spec: s, cloneflags: flags, cgroup: cg, stdin: p.Stdin, stdout: p.Stdout, stderr: p.Stderr}
 	st, werr := ch.run(ctx)
+	oom := cg.oomKills() > 0
+	if err := cg.remove(); err != nil && werr == nil && ctx.Err() == nil {
+		werr = err
+	}
 	removeStubs(root.Upper, root.Lowers, st.Stubs)
 	if ctx.Err() != nil {
 		return ctx.Err()
@@ -127,7 +138,11 @@ func Run(ctx context.Context, root Rootfs, p Process, opts Options) error {
 		if !st.Started {
 			return fmt.Errorf("executor: container setup process failed: %w", werr)
 		}
-		return exitError(ee)
+		xe := exitError(ee)
+		if oom {
+			xe.Reason = fmt.Sprintf("out of memory: the kernel killed a process at the memory limit of %s", units.BytesSize(float64(opts.Limits.Memory)))
+		}
+		return xe
 	}
 	return fmt.Errorf("executor: run %q: %w", p.Args[0], werr)
 }
@@ -273,6 +288,7 @@ type child struct {
 	mode           string
 	spec           *spec
 	cloneflags     uintptr
+	cgroup         *cgroup // moved into before it reads its spec; nil = none
 	stdin          io.Reader
 	stdout, stderr io.Writer
 }
@@ -293,7 +309,11 @@ func (c child) run(ctx context.Context) (status, error) {
 	defer statusR.Close()
 	defer statusW.Close()
 
-	cmd := exec.CommandContext(ctx, "/proc/self/exe")
+	exe, err := selfExe()
+	if err != nil {
+		return status{}, err
+	}
+	cmd := exec.CommandContext(ctx, exe)
 	cmd.Args = []string{"kiln-executor-" + c.mode}
 	// Under the race detector a child that exits would sleep a second first.
 	cmd.Env = []string{reexecEnv + "=" + c.mode, "GORACE=" + strings.TrimSpace(os.Getenv("GORACE")+" atexit_sleep_ms=0")}
@@ -331,6 +351,16 @@ func (c child) run(ctx context.Context) (status, error) {
 	}
 	specR.Close()
 	statusW.Close()
+	// The child waits for its spec before doing anything, so it is in its
+	// cgroup before any of its setup, let alone the user's program, runs.
+	if c.cgroup != nil {
+		if err := c.cgroup.add(cmd.Process.Pid); err != nil {
+			cmd.Process.Kill() //nolint:errcheck
+			specW.Close()
+			cmd.Wait() //nolint:errcheck
+			return status{}, err
+		}
+	}
 	if stdinW != nil {
 		cmd.Stdin.(*os.File).Close()
 		go func() {

@@ -37,6 +37,14 @@ type Options struct {
 	Hostname string  // default DefaultHostname
 	Network  string  // "" or "host": host network namespace; "none": new namespace with only loopback
 	Mounts   []Mount // extra mounts (RUN --mount), in order
+	Limits   Limits  // pids and memory of the whole process tree
+}
+
+// Limits bound what one RUN step or container may use; zero means no limit
+// (BuildKit sets none by default).
+type Limits struct {
+	Pids   int64 `json:"pids,omitempty"`   // processes and threads at once
+	Memory int64 `json:"memory,omitempty"` // bytes of memory (and swap on v1, where the kernel accounts it)
 }
 
 // Mount is one extra mount in a Run container. A missing target (file or
@@ -49,7 +57,7 @@ type Mount struct {
 	Upper    string   `json:"upper,omitempty"`   // overlay: writable (throwaway) upper dir, "" = read-only
 	Work     string   `json:"work,omitempty"`    // overlay: its work dir
 	Staging  string   `json:"staging,omitempty"` // overlay with Subpath: an empty host dir to mount it on first
-	Subpath  string   `json:"subpath,omitempty"` // overlay: the part of it to mount at Target
+	Subpath  string   `json:"subpath,omitempty"` // bind or overlay: the part of it to mount at Target, resolved inside it
 	Target   string   `json:"target"`            // absolute path in the container
 	ReadOnly bool     `json:"readonly,omitempty"`
 	Size     int64    `json:"size,omitempty"` // tmpfs bytes, 0 = kernel default
@@ -61,9 +69,15 @@ type Mount struct {
 // ExitError is a process that ran but did not exit with status 0.
 type ExitError struct {
 	Code int // exit status, or 128+signal if killed by a signal
+	// Reason says why, when kiln knows more than the status: e.g. the
+	// kernel's OOM killer under the step's memory limit.
+	Reason string
 }
 
 func (e *ExitError) Error() string {
+	if e.Reason != "" {
+		return (&ExitError{Code: e.Code}).Error() + ": " + e.Reason
+	}
 	// Like a shell, 128+n is read as signal n.
 	if e.Code > 128 && e.Code < 128+65 {
 		sig := syscall.Signal(e.Code - 128)

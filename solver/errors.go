@@ -31,6 +31,10 @@ func (e *StepError) Error() string {
 	}
 	if op, ok := e.Vertex.Op.(*dag.ExecOp); ok && e.ExitCode != 0 {
 		fmt.Fprintf(&b, "%s: process %q did not complete successfully: exit code: %d", name, strings.Join(op.Args, " "), e.ExitCode)
+		var xe *executor.ExitError
+		if errors.As(e.Err, &xe) && xe.Reason != "" {
+			b.WriteString(" (" + xe.Reason + ")")
+		}
 	} else {
 		fmt.Fprintf(&b, "%s: %v", name, e.Err)
 	}

@@ -107,7 +107,8 @@ func (s *Solver) bindMount(v *dag.Vertex, m dag.Mount, inputs []*state, scratch 
 		if _, err := os.Stat(src); err != nil {
 			return executor.Mount{}, fmt.Errorf("bind mount source %q: not found in the build context", m.Source)
 		}
-		return executor.Mount{Type: "bind", Source: src, Target: m.Target, ReadOnly: true}, nil
+		// The executor resolves Subpath again inside dir, by fd, when it mounts.
+		return executor.Mount{Type: "bind", Source: dir, Subpath: m.Source, Target: m.Target, ReadOnly: true}, nil
 	}
 	// An overlay: read-only, or writable with changes thrown away after.
 	em, err := s.inputOverlay(v, m, inputs, scratch)
@@ -185,9 +186,9 @@ func (s *Solver) cacheMount(ctx context.Context, v *dag.Vertex, m dag.Mount, inp
 		}
 		return em, unlock, nil
 	}
-	src := dir
 	if m.Source != "" && path.Clean("/"+m.Source) != "/" {
-		if src, err = securejoin.SecureJoin(dir, m.Source); err != nil {
+		src, err := securejoin.SecureJoin(dir, m.Source)
+		if err != nil {
 			unlock()
 			return executor.Mount{}, nil, err
 		}
@@ -198,7 +199,9 @@ func (s *Solver) cacheMount(ctx context.Context, v *dag.Vertex, m dag.Mount, inp
 			return executor.Mount{}, nil, fmt.Errorf("cache mount %s: source %q is not in the cache: %w", m.Target, m.Source, err)
 		}
 	}
-	return executor.Mount{Type: "bind", Source: src, Target: m.Target, ReadOnly: m.ReadOnly}, unlock, nil
+	// Other steps may be changing the cache right now: the executor
+	// resolves the subpath inside it by fd, never this path (CVE-2024-23651).
+	return executor.Mount{Type: "bind", Source: dir, Subpath: m.Source, Target: m.Target, ReadOnly: m.ReadOnly}, unlock, nil
 }
 
 // inputOverlay is a read-only overlay of the mount's input (a directory,

@@ -34,7 +34,10 @@ type Options struct {
 	// Secrets are the values RUN --mount=type=secret can use, by id.
 	Secrets map[string]Secret
 	// SSH are the SSH agent sockets RUN --mount=type=ssh can use, by id.
-	SSH      map[string]string
+	SSH map[string]string
+	// Build bounds each step: pids and memory of a RUN, the size of what an
+	// ADD extracts ($KILN_ROOT/config.json's "build").
+	Build    cache.BuildConfig
 	Progress *Progress // nil = no output
 }
 
@@ -296,7 +299,8 @@ func (s *Solver) exec(ctx context.Context, v *dag.Vertex, inputs []*state, p *St
 			return executor.Run(ctx, root, executor.Process{
 				Args: op.Args, Env: env, Cwd: op.Cwd, User: op.User,
 				Stdout: p, Stderr: p.Stderr(),
-			}, executor.Options{Network: op.Network, Mounts: mounts, Hostname: op.Hostname})
+			}, executor.Options{Network: op.Network, Mounts: mounts, Hostname: op.Hostname,
+				Limits: executor.Limits{Pids: s.opts.Build.PidsLimit, Memory: s.opts.Build.MemoryLimit}})
 		})
 	case *dag.CopyOp:
 		c := &executor.CopyOp{}
