@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -28,6 +29,7 @@ const cgroupParent = "kiln"
 // unified one does and carries everything.
 type cgroup struct {
 	dirs    []string // every directory made, one per hierarchy
+	v1      []string // those in v1 hierarchies
 	unified string   // the cgroup2 directory, or ""
 }
 
@@ -50,6 +52,7 @@ func newCgroup(lim Limits) (*cgroup, error) {
 }
 
 func newCgroupIn(hs []hierarchy, lim Limits) (*cgroup, error) {
+	sweepOnce.Do(func() { sweepStale(hs) })
 	var b [8]byte
 	if _, err := rand.Read(b[:]); err != nil {
 		return nil, err
@@ -77,9 +80,16 @@ func newCgroupIn(hs []hierarchy, lim Limits) (*cgroup, error) {
 	if lim.Memory > 0 && !v1["memory"] {
 		v2need = append(v2need, "memory")
 	}
+	// One device mechanism is enough: the eBPF filter where there is a
+	// unified hierarchy (on a hybrid host it applies alongside v1), the
+	// v1 devices controller otherwise. Each costs a cgroup migration.
+	hasV2 := false
+	for _, h := range hs {
+		hasV2 = hasV2 || h.v2
+	}
 	devices := false
 	for _, h := range hs {
-		want := h.v2 || h.has("devices") || h.has("pids") || (h.has("memory") && lim.Memory > 0)
+		want := h.v2 || (h.has("devices") && !hasV2) || (h.has("pids") && lim.Pids > 0) || (h.has("memory") && lim.Memory > 0)
 		if !want {
 			continue
 		}
@@ -108,7 +118,8 @@ func newCgroupIn(hs []hierarchy, lim Limits) (*cgroup, error) {
 				return nil, err
 			}
 		default:
-			if h.has("devices") {
+			cg.v1 = append(cg.v1, dir)
+			if h.has("devices") && !hasV2 {
 				if err := writeV1DeviceRules(dir); err != nil {
 					return nil, err
 				}
@@ -389,8 +400,14 @@ func writeCgroupFile(dir, name, value string) error {
 }
 
 // add moves process pid (all its threads) into every hierarchy's cgroup.
-func (cg *cgroup) add(pid int) error {
-	for _, dir := range cg.dirs {
+func (cg *cgroup) add(pid int) error { return cg.addTo(cg.dirs, pid) }
+
+// addV1 moves pid into the v1 cgroups only: the child was cloned straight
+// into the unified one (CLONE_INTO_CGROUP), which saves a migration.
+func (cg *cgroup) addV1(pid int) error { return cg.addTo(cg.v1, pid) }
+
+func (cg *cgroup) addTo(dirs []string, pid int) error {
+	for _, dir := range dirs {
 		if err := writeCgroupFile(dir, "cgroup.procs", strconv.Itoa(pid)); err != nil {
 			return err
 		}
@@ -417,6 +434,36 @@ func (cg *cgroup) oomKills() int {
 		}
 	}
 	return n
+}
+
+var sweepOnce sync.Once
+
+// staleAge is how old an empty step cgroup must be to count as left by a
+// kiln that was killed: a live one is filled within milliseconds.
+const staleAge = time.Minute
+
+// sweepStale removes the empty step cgroups a killed kiln left behind.
+func sweepStale(hs []hierarchy) {
+	for _, h := range hs {
+		parent := filepath.Join(h.own, cgroupParent)
+		ents, err := os.ReadDir(parent)
+		if err != nil {
+			continue
+		}
+		for _, e := range ents {
+			if !e.IsDir() {
+				continue
+			}
+			dir := filepath.Join(parent, e.Name())
+			fi, err := e.Info()
+			if err != nil || time.Since(fi.ModTime()) < staleAge {
+				continue
+			}
+			if procs, err := os.ReadFile(filepath.Join(dir, "cgroup.procs")); err == nil && len(strings.TrimSpace(string(procs))) == 0 {
+				unix.Rmdir(dir) //nolint:errcheck // another kiln may be sweeping too
+			}
+		}
+	}
 }
 
 // pids lists the processes still in the cgroup.

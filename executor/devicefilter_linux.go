@@ -5,6 +5,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/asm"
@@ -70,19 +71,24 @@ func deviceFilter(rules []deviceRule) asm.Instructions {
 	return insns
 }
 
-// attachDeviceFilter loads the device filter and attaches it to the
-// cgroup2 directory dir. The attachment lives as long as the cgroup; other
-// programs attached higher up (systemd's) still apply (BPF_F_ALLOW_MULTI).
-func attachDeviceFilter(dir string) error {
-	prog, err := ebpf.NewProgram(&ebpf.ProgramSpec{
+// deviceProgram is loaded once per process (it costs half a millisecond)
+// and attached to every step's cgroup; it is never closed.
+var deviceProgram = sync.OnceValues(func() (*ebpf.Program, error) {
+	return ebpf.NewProgram(&ebpf.ProgramSpec{
 		Type:         ebpf.CGroupDevice,
 		License:      "Apache-2.0",
 		Instructions: deviceFilter(allowedDevices),
 	})
+})
+
+// attachDeviceFilter loads the device filter and attaches it to the
+// cgroup2 directory dir. The attachment lives as long as the cgroup; other
+// programs attached higher up (systemd's) still apply (BPF_F_ALLOW_MULTI).
+func attachDeviceFilter(dir string) error {
+	prog, err := deviceProgram()
 	if err != nil {
 		return fmt.Errorf("cgroup: loading the eBPF device filter: %w", err)
 	}
-	defer prog.Close()
 	f, err := os.OpenFile(dir, os.O_RDONLY|unix.O_DIRECTORY, 0)
 	if err != nil {
 		return fmt.Errorf("cgroup: %w", err)

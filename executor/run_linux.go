@@ -342,6 +342,15 @@ func (c child) run(ctx context.Context) (status, error) {
 	}
 	cmd.ExtraFiles = []*os.File{specR, statusW} // fds 3 and 4
 	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: c.cloneflags, Pdeathsig: syscall.SIGKILL}
+	if c.cgroup != nil && c.cgroup.unified != "" {
+		// Born in its unified cgroup (clone3 CLONE_INTO_CGROUP).
+		dir, err := os.Open(c.cgroup.unified)
+		if err != nil {
+			return status{}, fmt.Errorf("cgroup: %w", err)
+		}
+		defer dir.Close()
+		cmd.SysProcAttr.UseCgroupFD, cmd.SysProcAttr.CgroupFD = true, int(dir.Fd())
+	}
 	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGKILL) }
 	// Only a lost process could keep stdout and stderr open after the
 	// container's init died; do not wait forever for it.
@@ -354,7 +363,7 @@ func (c child) run(ctx context.Context) (status, error) {
 	// The child waits for its spec before doing anything, so it is in its
 	// cgroup before any of its setup, let alone the user's program, runs.
 	if c.cgroup != nil {
-		if err := c.cgroup.add(cmd.Process.Pid); err != nil {
+		if err := c.cgroup.addV1(cmd.Process.Pid); err != nil {
 			cmd.Process.Kill() //nolint:errcheck
 			specW.Close()
 			cmd.Wait() //nolint:errcheck
