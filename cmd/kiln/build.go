@@ -1,6 +1,8 @@
 package main
 
 import (
+	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -165,12 +167,17 @@ func runBuild(cmd *cobra.Command, g *globalFlags, f *buildFlags, contextArg stri
 	for _, l := range frontend.WarningSummary(res.Warnings) {
 		progress.Printf("%s\n", l)
 	}
+	buildCfg, err := store.LoadBuildConfig()
+	if err != nil {
+		return err
+	}
 	s := solver.New(store, solver.Options{
 		Jobs: f.jobs, NoCache: f.noCache, Progress: progress.Progress,
 		History: buildHistoryID(contextDir, f.file, f.target, f.tags), Explain: f.explain,
 		NoCacheFilter: f.noCacheFilter,
 		Secrets:       secrets,
 		SSH:           sshSocks,
+		Build:         buildCfg,
 	})
 	layers, err := s.Solve(ctx, res.Root)
 	if err != nil {
@@ -230,50 +237,62 @@ func canonical(ref string) string {
 }
 
 // readDockerfile returns the Dockerfile's bytes and the name to show in
-// errors.
+// errors. Without -f it is CONTEXT/Dockerfile, read only from inside the
+// context (see readInRoot): the context is the build's input, perhaps a
+// repository just cloned, and must not make kiln read or print a host
+// file. -f may name a file anywhere, as docker allows, but it too must be
+// a regular file of at most maxDockerfileSize, its symlinks followed only
+// within its directory (BuildKit syncs that directory and reads the file
+// in it).
 func readDockerfile(file, contextDir string) ([]byte, string, error) {
 	if file == "-" {
 		b, err := io.ReadAll(os.Stdin)
 		return b, "Dockerfile", err
 	}
-	path := file
-	if path == "" {
-		path = filepath.Join(contextDir, "Dockerfile")
+	f := contextFile(contextDir, "Dockerfile", "copy the file into the context or name it with -f")
+	if file != "" {
+		f = flagFile(file, "-f "+file, "its directory", "name the file it points to with -f")
 	}
-	b, err := os.ReadFile(path)
+	b, err := readInRoot(f)
 	if err != nil {
-		if os.IsNotExist(err) {
+		if err == errNotInRoot {
+			path := file
+			if path == "" {
+				path = filepath.Join(contextDir, "Dockerfile")
+			}
 			return nil, "", fmt.Errorf("failed to read Dockerfile: %s does not exist (use -f to name another file)", path)
 		}
-		return nil, "", fmt.Errorf("failed to read Dockerfile: %w", err)
+		return nil, "", err
 	}
-	return b, filepath.Base(path), nil
+	return b, filepath.Base(f.name), nil
 }
 
 // readDockerignore reads <Dockerfile>.dockerignore beside the Dockerfile if
-// there is one, else the context's .dockerignore.
+// there is one, else the context's .dockerignore, each as readDockerfile
+// reads the Dockerfile: from inside the context (or, for the one beside an
+// -f Dockerfile, inside that file's directory), a regular file, bounded.
 func readDockerignore(contextDir, file, dfName string) ([]string, error) {
-	var candidates []string
+	var candidates []rootedFile
 	switch file {
 	case "":
-		candidates = append(candidates, filepath.Join(contextDir, "Dockerfile.dockerignore"))
+		candidates = append(candidates, contextFile(contextDir, "Dockerfile.dockerignore", "copy the file into the context"))
 	case "-":
 	default:
-		candidates = append(candidates, file+".dockerignore")
+		ign := filepath.Clean(file) + ".dockerignore"
+		candidates = append(candidates, flagFile(ign, ign, "the Dockerfile's directory", "copy the file there"))
 	}
-	candidates = append(candidates, filepath.Join(contextDir, ".dockerignore"))
+	candidates = append(candidates, contextFile(contextDir, ".dockerignore", "copy the file into the context"))
 	for _, c := range candidates {
-		f, err := os.Open(c)
-		if os.IsNotExist(err) {
+		b, err := readInRoot(c)
+		if errors.Is(err, errNotInRoot) {
 			continue
 		}
 		if err != nil {
 			return nil, err
 		}
-		defer f.Close()
-		pats, err := ignorefile.ReadAll(f)
+		pats, err := ignorefile.ReadAll(bytes.NewReader(b))
 		if err != nil {
-			return nil, fmt.Errorf("reading %s: %w", c, err)
+			return nil, fmt.Errorf("reading %s: %w", c.full, err)
 		}
 		return pats, nil
 	}

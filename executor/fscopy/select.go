@@ -285,7 +285,13 @@ func (s *selector) resolve(ctx context.Context, lit string) (m match, ok bool, e
 		}
 		litAbs = filepath.Join(parent, path.Base(lit))
 	}
-	fi, err := os.Lstat(litAbs)
+	lstat := os.Lstat
+	if lit == "." {
+		// The root is the directory the build named (a build context
+		// given through a symlink to it, say), not a source symlink.
+		lstat = os.Stat
+	}
+	fi, err := lstat(litAbs)
 	if err != nil {
 		if securejoin.IsNotExist(err) {
 			return match{}, false, nil
