@@ -3,34 +3,46 @@ package executor
 import (
 	"errors"
 	"fmt"
+	"slices"
 
 	"golang.org/x/sys/unix"
 )
 
 // defaultCaps is Docker's default capability set; a root process in the
 // container gets these and no others.
-var defaultCaps = map[int]bool{
-	unix.CAP_CHOWN:            true,
-	unix.CAP_DAC_OVERRIDE:     true,
-	unix.CAP_FSETID:           true,
-	unix.CAP_FOWNER:           true,
-	unix.CAP_MKNOD:            true,
-	unix.CAP_NET_RAW:          true,
-	unix.CAP_SETGID:           true,
-	unix.CAP_SETUID:           true,
-	unix.CAP_SETFCAP:          true,
-	unix.CAP_SETPCAP:          true,
-	unix.CAP_NET_BIND_SERVICE: true,
-	unix.CAP_SYS_CHROOT:       true,
-	unix.CAP_KILL:             true,
-	unix.CAP_AUDIT_WRITE:      true,
+var defaultCaps = map[int]string{
+	unix.CAP_CHOWN:            "CAP_CHOWN",
+	unix.CAP_DAC_OVERRIDE:     "CAP_DAC_OVERRIDE",
+	unix.CAP_FSETID:           "CAP_FSETID",
+	unix.CAP_FOWNER:           "CAP_FOWNER",
+	unix.CAP_MKNOD:            "CAP_MKNOD",
+	unix.CAP_NET_RAW:          "CAP_NET_RAW",
+	unix.CAP_SETGID:           "CAP_SETGID",
+	unix.CAP_SETUID:           "CAP_SETUID",
+	unix.CAP_SETFCAP:          "CAP_SETFCAP",
+	unix.CAP_SETPCAP:          "CAP_SETPCAP",
+	unix.CAP_NET_BIND_SERVICE: "CAP_NET_BIND_SERVICE",
+	unix.CAP_SYS_CHROOT:       "CAP_SYS_CHROOT",
+	unix.CAP_KILL:             "CAP_KILL",
+	unix.CAP_AUDIT_WRITE:      "CAP_AUDIT_WRITE",
+}
+
+// defaultCapNames lists defaultCaps by name, for resolving a seccomp
+// profile's per-capability rules.
+func defaultCapNames() []string {
+	names := make([]string, 0, len(defaultCaps))
+	for _, n := range defaultCaps {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	return names
 }
 
 // dropCapabilities limits what the program gets at exec to defaultCaps.
 // Capabilities are per thread: this must run on the thread that execs.
 func dropCapabilities() error {
 	for c := 0; c < 64; c++ {
-		if defaultCaps[c] {
+		if _, ok := defaultCaps[c]; ok {
 			continue
 		}
 		err := unix.Prctl(unix.PR_CAPBSET_DROP, uintptr(c), 0, 0, 0)

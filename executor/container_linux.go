@@ -81,6 +81,19 @@ func runChild(s *spec) error {
 	if wd, err := unix.Getwd(); err != nil || !strings.HasPrefix(wd, "/") {
 		return fmt.Errorf("working directory %s is outside the container's root filesystem", cwd)
 	}
+	if s.NoNewPrivs {
+		if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
+			return fmt.Errorf("setting no_new_privs: %w", err)
+		}
+	}
+	// Before the capabilities go: without no_new_privs, loading a filter
+	// needs CAP_SYS_ADMIN (runc orders it the same way). Everything left
+	// to do until exec is allowed by docker's profile.
+	if s.Seccomp != nil {
+		if err := s.Seccomp.Install(); err != nil {
+			return err
+		}
+	}
 	if err := dropCapabilities(); err != nil {
 		return err
 	}

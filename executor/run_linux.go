@@ -19,6 +19,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/kiln-build/kiln/executor/fscopy"
+	"github.com/kiln-build/kiln/executor/seccomp"
 )
 
 // reexecEnv marks a re-executed kiln binary as an executor child; its value
@@ -49,6 +50,9 @@ type spec struct {
 	Hostname string   `json:"hostname,omitempty"`
 	Loopback bool     `json:"loopback,omitempty"` // new network namespace: bring lo up
 	Mounts   []Mount  `json:"mounts,omitempty"`
+	// Seccomp is installed just before capabilities are dropped; nil = none.
+	Seccomp    *seccomp.Filter `json:"seccomp,omitempty"`
+	NoNewPrivs bool            `json:"noNewPrivs,omitempty"`
 
 	// apply
 	Op       *FileOp `json:"op,omitempty"`
@@ -100,6 +104,10 @@ func Run(ctx context.Context, root Rootfs, p Process, opts Options) error {
 	if err != nil {
 		return fmt.Errorf("executor: run: %w", err)
 	}
+	filter, err := filterFor(opts)
+	if err != nil {
+		return fmt.Errorf("executor: run: %w", err)
+	}
 	s := &spec{
 		Mountpoint: dirs.mountpoint,
 		Root:       dirs.root,
@@ -110,6 +118,8 @@ func Run(ctx context.Context, root Rootfs, p Process, opts Options) error {
 		Hostname:   hostname,
 		Loopback:   flags&unix.CLONE_NEWNET != 0,
 		Mounts:     append(hostFileMounts(hosts), opts.Mounts...),
+		Seccomp:    filter,
+		NoNewPrivs: opts.NoNewPrivileges,
 	}
 	// Its own cgroup carries the device rules and the limits, and lets the
 	// whole process tree be killed at once.

@@ -38,6 +38,14 @@ type Options struct {
 	Network  string  // "" or "host": host network namespace; "none": new namespace with only loopback
 	Mounts   []Mount // extra mounts (RUN --mount), in order
 	Limits   Limits  // pids and memory of the whole process tree
+	// Seccomp is a profile in docker's JSON format for the process's
+	// syscall filter; nil is docker's default profile. SeccompUnconfined
+	// runs without one (--security-opt seccomp=unconfined).
+	Seccomp           []byte
+	SeccompUnconfined bool
+	// NoNewPrivileges sets no_new_privs: setuid binaries and file
+	// capabilities grant nothing (--security-opt no-new-privileges).
+	NoNewPrivileges bool
 }
 
 // Limits bound what one RUN step or container may use; zero means no limit

@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"runtime"
+	"strconv"
 	"strings"
 	"time"
 
@@ -13,6 +14,7 @@ import (
 
 	"github.com/kiln-build/kiln/cache"
 	"github.com/kiln-build/kiln/executor"
+	"github.com/kiln-build/kiln/executor/seccomp"
 )
 
 type runFlags struct {
@@ -28,6 +30,7 @@ type runFlags struct {
 	tty         bool
 	network     string
 	pull        string
+	securityOpt []string
 }
 
 func newRunCmd(g *globalFlags) *cobra.Command {
@@ -54,6 +57,7 @@ func newRunCmd(g *globalFlags) *cobra.Command {
 	fl.BoolVarP(&f.tty, "tty", "t", false, "accepted for docker compatibility; no pseudo-terminal is allocated")
 	fl.StringVar(&f.network, "network", "host", "network: host (share the host's) or none")
 	fl.StringVar(&f.pull, "pull", "missing", "when to pull the image: always, missing or never")
+	fl.StringArrayVar(&f.securityOpt, "security-opt", nil, "seccomp=unconfined|PROFILE.json, no-new-privileges[=true|false]")
 	fl.Bool("help", false, "help for run")
 	return cmd
 }
@@ -66,6 +70,10 @@ func runRun(cmd *cobra.Command, g *globalFlags, f *runFlags, image string, args 
 	}
 	if f.network != "host" && f.network != "none" {
 		return fmt.Errorf("--network %q: use host or none", f.network)
+	}
+	opts := executor.Options{Network: f.network}
+	if err := securityOpts(&opts, f.securityOpt); err != nil {
+		return err
 	}
 	pulled, err := store.Pull(ctx, image, runtime.GOOS+"/"+runtime.GOARCH, cache.PullPolicy(f.pull))
 	if err != nil {
@@ -129,7 +137,7 @@ func runRun(cmd *cobra.Command, g *globalFlags, f *runFlags, image string, args 
 	}, executor.Process{
 		Args: argv, Env: env, Cwd: wd, User: user,
 		Stdin: stdin, Stdout: os.Stdout, Stderr: os.Stderr,
-	}, executor.Options{Hostname: hostname, Network: f.network})
+	}, withHostname(opts, hostname))
 
 	ctr.Status, ctr.Pid, ctr.Finished = "exited", 0, time.Now().UTC()
 	var xe *executor.ExitError
@@ -148,6 +156,56 @@ func runRun(cmd *cobra.Command, g *globalFlags, f *runFlags, image string, args 
 		fmt.Fprintf(os.Stderr, "warning: %v\n", err)
 	}
 	return runErr
+}
+
+func withHostname(o executor.Options, h string) executor.Options {
+	o.Hostname = h
+	return o
+}
+
+// securityOpts applies docker's --security-opt values: seccomp=unconfined
+// or a profile file (docker's JSON format), and no-new-privileges. The
+// colon forms docker also takes (seccomp:FILE) are accepted.
+func securityOpts(o *executor.Options, vals []string) error {
+	for _, v := range vals {
+		k, val, ok := strings.Cut(v, "=")
+		if !ok {
+			k, val, ok = strings.Cut(v, ":")
+		}
+		switch k {
+		case "seccomp":
+			switch {
+			case !ok || val == "":
+				return fmt.Errorf("--security-opt %q: give seccomp=unconfined or seccomp=PROFILE.json", v)
+			case val == "unconfined":
+				o.SeccompUnconfined, o.Seccomp = true, nil
+			case val == "builtin" || val == "default":
+				o.SeccompUnconfined, o.Seccomp = false, nil
+			default:
+				b, err := os.ReadFile(val)
+				if err != nil {
+					return fmt.Errorf("--security-opt seccomp: %w", err)
+				}
+				if _, err := seccomp.Load(b, nil); err != nil {
+					return fmt.Errorf("--security-opt seccomp=%s: %w", val, err)
+				}
+				o.SeccompUnconfined, o.Seccomp = false, b
+			}
+		case "no-new-privileges":
+			on := true
+			if ok {
+				b, err := strconv.ParseBool(val)
+				if err != nil {
+					return fmt.Errorf("--security-opt %q: the value must be true or false", v)
+				}
+				on = b
+			}
+			o.NoNewPrivileges = on
+		default:
+			return fmt.Errorf("--security-opt %q: kiln supports seccomp=... and no-new-privileges (no AppArmor or SELinux labels)", v)
+		}
+	}
+	return nil
 }
 
 // containerEnv merges the image's env with --env-file and -e values, later
