@@ -40,10 +40,8 @@ func readOnlyExe() (string, error) {
 	return fmt.Sprintf("/proc/self/fd/%d", fd), nil
 }
 
-// sealedCopy keeps the memfd from being closed by the garbage collector.
-var sealedCopy *os.File
-
 // sealedExe copies the running binary into a memfd sealed against writes.
+// The fd is a raw one, never closed: the path returned refers to it.
 func sealedExe() (string, error) {
 	src, err := os.Open("/proc/self/exe")
 	if err != nil {
@@ -54,16 +52,29 @@ func sealedExe() (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("memfd for the kiln binary: %w", err)
 	}
-	dst := os.NewFile(uintptr(fd), "kiln-executor")
-	if _, err := io.Copy(dst, src); err != nil {
-		dst.Close()
+	if _, err := io.Copy(fdWriter(fd), src); err != nil {
+		unix.Close(fd)
 		return "", fmt.Errorf("copying the kiln binary: %w", err)
 	}
 	seals := unix.F_SEAL_SEAL | unix.F_SEAL_SHRINK | unix.F_SEAL_GROW | unix.F_SEAL_WRITE
-	if _, err := unix.FcntlInt(dst.Fd(), unix.F_ADD_SEALS, seals); err != nil {
-		dst.Close()
+	if _, err := unix.FcntlInt(uintptr(fd), unix.F_ADD_SEALS, seals); err != nil {
+		unix.Close(fd)
 		return "", fmt.Errorf("sealing the copy of the kiln binary: %w", err)
 	}
-	sealedCopy = dst // the path below refers to it: never closed
-	return fmt.Sprintf("/proc/self/fd/%d", dst.Fd()), nil
+	return fmt.Sprintf("/proc/self/fd/%d", fd), nil
+}
+
+// fdWriter writes to a raw fd (an *os.File would close it when collected).
+type fdWriter int
+
+func (w fdWriter) Write(p []byte) (int, error) {
+	n := 0
+	for n < len(p) {
+		m, err := unix.Write(int(w), p[n:])
+		if err != nil {
+			return n, err
+		}
+		n += m
+	}
+	return n, nil
 }
