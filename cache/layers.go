@@ -245,7 +245,21 @@ func (s *Store) unpack(ctx context.Context, r io.Reader, diffID dag.Digest) (unp
 		return unpacked{}, err
 	}
 	h := sha256.New()
-	if _, err := layer.Apply(ctx, tmp, io.TeeReader(ur, h)); err != nil {
+	// A pulled layer is as untrusted as an ADDed archive: the same bounds.
+	cfg, err := s.LoadBuildConfig()
+	if err != nil {
+		return fail(err)
+	}
+	limit, err := s.ArchiveLimit(cfg)
+	if err != nil {
+		return fail(err)
+	}
+	name := "layer"
+	if diffID != "" {
+		name += " " + string(diffID)
+	}
+	opts := layer.ApplyOptions{Limits: layer.Limits{MaxBytes: limit}, Name: name}
+	if _, err := layer.ApplyWith(ctx, tmp, io.TeeReader(ur, h), opts); err != nil {
 		return fail(fmt.Errorf("unpacking: %w", err))
 	}
 	// Hash whatever trails the tar end marker too: the diffID covers all bytes.
@@ -332,7 +346,8 @@ func (s *Store) CommitCopy(ctx context.Context, dir string) (Layer, error) {
 	go func() {
 		pw.CloseWithError(layer.WriteTar(ctx, pw, dir))
 	}()
-	_, err = layer.Apply(ctx, snap, pr)
+	// A tree kiln made itself: no bound on depth or path length.
+	_, err = layer.ApplyWith(ctx, snap, pr, layer.ApplyOptions{Limits: layer.Limits{MaxDepth: -1, MaxPathLen: -1}})
 	pr.CloseWithError(err) // unblocks the writer if Apply stopped early
 	if err != nil {
 		return Layer{}, fmt.Errorf("copying %s: %w", dir, err)

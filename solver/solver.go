@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/kiln-build/kiln/cache"
+	"github.com/kiln-build/kiln/cache/layer"
 	"github.com/kiln-build/kiln/executor"
 	"github.com/kiln-build/kiln/executor/fscopy"
 	"github.com/kiln-build/kiln/solver/dag"
@@ -315,6 +316,14 @@ func (s *Solver) exec(ctx context.Context, v *dag.Vertex, inputs []*state, p *St
 		} else {
 			c.SrcLowers = s.store.SnapshotDirs(inputs[1].layers)
 			c.Options = copyOptions(op, nil)
+		}
+		if op.Unpack {
+			// Measured now: the free space is what an extraction may fill.
+			limit, err := s.store.ArchiveLimit(s.opts.Build)
+			if err != nil {
+				return nil, err
+			}
+			c.Options.Limits = layer.Limits{MaxBytes: limit}
 		}
 		return s.layerOver(ctx, inputs[0].layers, func(root executor.Rootfs) error {
 			return executor.Apply(ctx, root, executor.FileOp{Copy: c})

@@ -7,37 +7,61 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path"
 	"path/filepath"
 	"strings"
 	"time"
 
-	securejoin "github.com/cyphar/filepath-securejoin"
 	"golang.org/x/sys/unix"
 )
 
-// Apply extracts an uncompressed OCI or Docker layer tar from r into dir as
-// a snapshot in overlay format, and returns how many bytes it read from r
-// (the whole stream, so it matches the size behind the diffID).
+// ApplyOptions say how Apply works on one layer.
+type ApplyOptions struct {
+	// Limits bound what the layer may create (see Limits for the defaults).
+	Limits Limits
+	// Name says which layer this is in errors ("layer sha256:…"); "" is
+	// "layer".
+	Name string
+}
+
+// Apply is ApplyWith with the default limits: no size limit.
+func Apply(ctx context.Context, dir string, r io.Reader) (int64, error) {
+	return ApplyWith(ctx, dir, r, ApplyOptions{})
+}
+
+// ApplyWith extracts an uncompressed OCI or Docker layer tar from r into
+// dir as a snapshot in overlay format, and returns how many bytes it read
+// from r (the whole stream, so it matches the size behind the diffID).
 //
 // ".wh.<name>" becomes a character device 0/0 at name and ".wh..wh..opq"
 // marks its directory opaque. Other entries keep their mode, owner, xattrs
 // (except trusted.overlay.*, which only whiteouts may set) and mtime. A later
-// entry for a path replaces an earlier one. No entry can create or change
-// anything outside dir: names are resolved inside dir with symlinks scoped to
-// it, names that climb out of dir with ".." are refused, and the last
-// component of a name is never followed. Sparse entries are refused: layer
-// writers do not make them and their declared size is unbounded.
-func Apply(ctx context.Context, dir string, r io.Reader) (int64, error) {
+// entry for a path replaces an earlier one (unless both are directories,
+// which merge). No entry can create or change anything outside dir: names
+// are resolved inside dir with symlinks scoped to it, names that climb out
+// of dir with ".." are refused, and the last component of a name is never
+// followed. Sparse entries are refused: layer writers do not make them.
+// An entry over o.Limits fails the whole layer before it is written.
+func ApplyWith(ctx context.Context, dir string, r io.Reader, o ApplyOptions) (int64, error) {
+	name := o.Name
+	if name == "" {
+		name = "layer"
+	}
+	what := fmt.Sprintf("applying %s to %s", name, dir)
 	root, err := filepath.Abs(dir)
 	if err == nil {
 		root, err = filepath.EvalSymlinks(root)
 	}
 	if err != nil {
-		return 0, fmt.Errorf("applying layer to %s: %w", dir, err)
+		return 0, fmt.Errorf("%s: %w", what, err)
 	}
+	rt, err := OpenRoot(root, o.Limits)
+	if err != nil {
+		return 0, fmt.Errorf("%s: %w", what, err)
+	}
+	defer rt.Close()
 	cr := &countingReader{ctx: ctx, r: r}
-	a := &applier{root: root, dirTimes: map[string]time.Time{}}
+	a := &applier{root: rt, dirTimes: map[string]time.Time{}}
+	check := NewChecker(o.Limits)
 	tr := tar.NewReader(cr)
 	for {
 		hdr, err := tr.Next()
@@ -45,19 +69,25 @@ func Apply(ctx context.Context, dir string, r io.Reader) (int64, error) {
 			break
 		}
 		if err != nil {
-			return cr.n, fmt.Errorf("applying layer to %s: reading tar: %w", dir, err)
+			return cr.n, fmt.Errorf("%s: reading tar: %w", what, err)
+		}
+		if err := check.Check(hdr); err != nil {
+			return cr.n, fmt.Errorf("%s: %w", what, err)
 		}
 		if err := a.entry(hdr, tr); err != nil {
-			return cr.n, fmt.Errorf("applying layer to %s: entry %q: %w", dir, hdr.Name, err)
+			if errors.Is(err, ErrLimit) {
+				return cr.n, fmt.Errorf("%s: %w", what, err) // it names the entry
+			}
+			return cr.n, fmt.Errorf("%s: entry %q: %w", what, hdr.Name, err)
 		}
 	}
-	if err := a.setDirTimes(); err != nil {
-		return cr.n, fmt.Errorf("applying layer to %s: %w", dir, err)
+	if err := rt.SetDirTimes(a.dirTimes); err != nil {
+		return cr.n, fmt.Errorf("%s: %w", what, err)
 	}
 	// Read what follows the end-of-archive marker too, so the count is the
 	// size of the whole stream.
 	if _, err := io.Copy(io.Discard, cr); err != nil {
-		return cr.n, fmt.Errorf("applying layer to %s: %w", dir, err)
+		return cr.n, fmt.Errorf("%s: %w", what, err)
 	}
 	return cr.n, nil
 }
@@ -79,34 +109,13 @@ func (c *countingReader) Read(p []byte) (int, error) {
 }
 
 type applier struct {
-	root     string
+	root     *Root
 	dirTimes map[string]time.Time // set at the end: creating children changes them
 }
 
-// cleanName turns a tar name into a slash path relative to the root, "" for
-// the root itself. Absolute names are relative to the root, as in Docker;
-// relative names that climb above the root are refused.
-func cleanName(name string) (string, error) {
-	if c := path.Clean(name); !path.IsAbs(name) && (c == ".." || strings.HasPrefix(c, "../")) {
-		return "", errors.New("path escapes the layer root")
-	}
-	return strings.TrimPrefix(path.Clean("/"+name), "/"), nil
-}
-
-// resolveDir resolves the slash path rel inside the root, following symlinks
-// only within the root, and creates what is missing of it.
-func (a *applier) resolveDir(rel string) (string, error) {
-	p, err := securejoin.SecureJoin(a.root, rel)
-	if err != nil {
-		return "", err
-	}
-	if err := os.MkdirAll(p, 0o755); err != nil {
-		return "", err
-	}
-	return p, nil
-}
-
-func isSparse(hdr *tar.Header) bool {
+// IsSparse reports whether hdr is a sparse file (old GNU 'S' or PAX
+// GNU.sparse.* records), whose data the tar reader expands with zeros.
+func IsSparse(hdr *tar.Header) bool {
 	if hdr.Typeflag == tar.TypeGNUSparse {
 		return true
 	}
@@ -122,27 +131,27 @@ func (a *applier) entry(hdr *tar.Header, r io.Reader) error {
 	if hdr.Typeflag == tar.TypeXGlobalHeader {
 		return nil
 	}
-	if isSparse(hdr) {
+	if IsSparse(hdr) {
 		return errors.New("sparse files are not supported in layers")
 	}
-	rel, err := cleanName(hdr.Name)
+	rel, err := EntryName(hdr.Name)
 	if err != nil {
 		return err
 	}
 	if rel == "" {
 		return nil // the root's metadata belongs to the snapshot, not to a layer
 	}
-	dirName, base := path.Split(rel)
-	parent, err := a.resolveDir(dirName)
+	p, err := a.root.Parent(rel)
 	if err != nil {
 		return err
 	}
-	switch {
+	defer p.Close()
+	switch base := p.Base; {
 	case base == opaqueMarker:
-		if parent == a.root {
+		if p.Rel == "" {
 			return nil // the root is never merged with a lower one
 		}
-		return setXattr(parent, opaqueXattr, "y")
+		return fsetxattr(p.Fd, filepath.Dir(p.Path()), opaqueXattr, "y")
 	case strings.HasPrefix(base, whiteoutPrefix+whiteoutPrefix):
 		return nil // other AUFS metadata (.wh..wh.plnk, ...): meaningless here
 	case strings.HasPrefix(base, whiteoutPrefix):
@@ -150,91 +159,86 @@ func (a *applier) entry(hdr *tar.Header, r io.Reader) error {
 		if name == "" || name == "." || name == ".." || strings.Contains(name, "/") {
 			return errors.New("bad whiteout name")
 		}
-		target := filepath.Join(parent, name)
-		if err := a.remove(target); err != nil {
+		w := p
+		w.Base = name
+		if _, err := a.root.Clear(w, false); err != nil {
 			return err
 		}
-		if err := unix.Mknod(target, unix.S_IFCHR, 0); err != nil {
-			return &os.PathError{Op: "mknod", Path: target, Err: err}
+		if err := unix.Mknodat(p.Fd, name, unix.S_IFCHR, 0); err != nil {
+			return &os.PathError{Op: "mknod", Path: w.Path(), Err: err}
 		}
 		return nil
 	}
-
-	target := filepath.Join(parent, base)
-	if fi, err := os.Lstat(target); err == nil {
-		if !(fi.IsDir() && hdr.Typeflag == tar.TypeDir) {
-			if err := a.remove(target); err != nil {
-				return err
-			}
-		}
-	} else if !errors.Is(err, os.ErrNotExist) {
+	if hdr.Typeflag == tar.TypeLink {
+		// The link shares its inode, so the metadata is the original's.
+		return a.root.Link(p, hdr.Linkname)
+	}
+	kept, err := a.root.Clear(p, hdr.Typeflag == tar.TypeDir)
+	if err != nil {
 		return err
 	}
-	return a.create(target, hdr, r)
-}
-
-// remove deletes target and everything under it, and forgets their times.
-func (a *applier) remove(target string) error {
-	if _, err := os.Lstat(target); errors.Is(err, os.ErrNotExist) {
-		return nil
-	}
-	if err := os.RemoveAll(target); err != nil {
+	if err := a.create(p, kept, hdr, r); err != nil {
 		return err
 	}
-	for p := range a.dirTimes {
-		if p == target || strings.HasPrefix(p, target+"/") {
-			delete(a.dirTimes, p)
-		}
+	if hdr.Typeflag == tar.TypeDir {
+		a.dirTimes[rel] = hdr.ModTime
 	}
 	return nil
 }
 
-func (a *applier) create(target string, hdr *tar.Header, r io.Reader) error {
+// create makes the entry at p, which Clear emptied (or kept, a directory).
+func (a *applier) create(p Parent, kept bool, hdr *tar.Header, r io.Reader) error {
 	mode := uint32(hdr.Mode & 0o7777)
+	fd := -1 // directories and regular files: metadata through it
 	switch hdr.Typeflag {
 	case tar.TypeDir:
-		if err := os.Mkdir(target, 0o700); err != nil && !errors.Is(err, os.ErrExist) {
-			return err
+		if !kept {
+			if err := unix.Mkdirat(p.Fd, p.Base, 0o700); err != nil {
+				return &os.PathError{Op: "mkdir", Path: p.Path(), Err: err}
+			}
 		}
+		var err error
+		if fd, err = unix.Openat(p.Fd, p.Base, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0); err != nil {
+			return &os.PathError{Op: "open", Path: p.Path(), Err: err}
+		}
+		defer unix.Close(fd) //nolint:errcheck
 	case tar.TypeReg, tar.TypeRegA:
 		// O_EXCL|O_NOFOLLOW: whatever was there is gone, so this can only
 		// create a new file, never write through a link.
-		f, err := openFile(target, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW, 0o600)
-		if err != nil {
-			return err
+		var err error
+		if fd, err = unix.Openat(p.Fd, p.Base, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600); err != nil {
+			return &os.PathError{Op: "open", Path: p.Path(), Err: err}
 		}
+		f := os.NewFile(uintptr(fd), p.Path()) // not os.OpenFile: no poller (see openFile)
+		defer f.Close()
 		bp := copyBufs.Get().(*[]byte)
 		_, err = io.CopyBuffer(struct{ io.Writer }{f}, r, *bp) // the Writer only: no ReadFrom detour
 		copyBufs.Put(bp)
-		if cerr := f.Close(); err == nil {
-			err = cerr
-		}
 		if err != nil {
-			return fmt.Errorf("writing %s: %w", target, err)
+			return fmt.Errorf("writing %s: %w", p.Path(), err)
 		}
 	case tar.TypeSymlink:
-		if err := os.Symlink(hdr.Linkname, target); err != nil {
-			return err
+		if err := unix.Symlinkat(hdr.Linkname, p.Fd, p.Base); err != nil {
+			return &os.PathError{Op: "symlink", Path: p.Path(), Err: err}
 		}
-	case tar.TypeLink:
-		return a.link(target, hdr.Linkname)
 	case tar.TypeChar, tar.TypeBlock, tar.TypeFifo:
 		kind := map[byte]uint32{tar.TypeChar: unix.S_IFCHR, tar.TypeBlock: unix.S_IFBLK, tar.TypeFifo: unix.S_IFIFO}[hdr.Typeflag]
 		dev := unix.Mkdev(uint32(hdr.Devmajor), uint32(hdr.Devminor))
-		if err := unix.Mknod(target, kind|mode&0o777, int(dev)); err != nil {
-			return &os.PathError{Op: "mknod", Path: target, Err: err}
+		if err := unix.Mknodat(p.Fd, p.Base, kind|mode&0o777, int(dev)); err != nil {
+			return &os.PathError{Op: "mknod", Path: p.Path(), Err: err}
 		}
 	default:
 		return fmt.Errorf("unsupported tar entry type %q", hdr.Typeflag)
 	}
 
-	if err := os.Lchown(target, hdr.Uid, hdr.Gid); err != nil {
+	// Owner, then mode (chown clears the set-id bits; never on a symlink),
+	// then xattrs (chown clears security.capability), then times.
+	if err := p.Chown(fd, hdr.Uid, hdr.Gid); err != nil {
 		return err
 	}
-	// chmod after chown: chown clears the set-id bits. Never on a symlink.
 	if hdr.Typeflag != tar.TypeSymlink {
-		if err := unix.Fchmodat(unix.AT_FDCWD, target, mode, 0); err != nil {
-			return &os.PathError{Op: "chmod", Path: target, Err: err}
+		if err := p.Chmod(fd, mode); err != nil {
+			return err
 		}
 	}
 	for k, v := range hdr.PAXRecords {
@@ -242,7 +246,13 @@ func (a *applier) create(target string, hdr *tar.Header, r io.Reader) error {
 		if !ok || strings.HasPrefix(name, overlayXattrNS) {
 			continue
 		}
-		if err := setXattr(target, name, v); err != nil {
+		var err error
+		if fd >= 0 {
+			err = fsetxattr(fd, p.Path(), name, v)
+		} else {
+			err = setXattr(p.Path(), name, v) // its parents hold no symlinks
+		}
+		if err != nil {
 			// user.* xattrs cannot go on symlinks or devices (EPERM), and the
 			// file system may not support a namespace: skip those, like Docker.
 			if errors.Is(err, unix.EPERM) || errors.Is(err, unix.ENOTSUP) {
@@ -252,61 +262,21 @@ func (a *applier) create(target string, hdr *tar.Header, r io.Reader) error {
 		}
 	}
 	if hdr.Typeflag == tar.TypeDir {
-		a.dirTimes[target] = hdr.ModTime
-		return nil
+		return nil // at the end, in SetDirTimes
 	}
-	return setTimes(target, hdr.ModTime)
-}
-
-// link makes target a hardlink to linkname, which must already be inside
-// the root. The link shares its inode, so the metadata is the original's.
-func (a *applier) link(target, linkname string) error {
-	rel, err := cleanName(linkname)
-	if err != nil {
-		return fmt.Errorf("hardlink target %q: %w", linkname, err)
-	}
-	if rel == "" {
-		return errors.New("hardlink to the layer root")
-	}
-	dirName, base := path.Split(rel)
-	parent, err := securejoin.SecureJoin(a.root, dirName)
-	if err != nil {
-		return err
-	}
-	src := filepath.Join(parent, base)
-	if src == target {
-		return nil
-	}
-	if err := unix.Linkat(unix.AT_FDCWD, src, unix.AT_FDCWD, target, 0); err != nil {
-		return &os.LinkError{Op: "link", Old: src, New: target, Err: err}
-	}
-	return nil
-}
-
-func (a *applier) setDirTimes() error {
-	for p, mtime := range a.dirTimes {
-		if fi, err := os.Lstat(p); err != nil || !fi.IsDir() {
-			continue
-		}
-		if err := setTimes(p, mtime); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-func setTimes(p string, mtime time.Time) error {
-	// Not UnixNano: it is undefined outside 1678..2262.
-	ts := unix.Timespec{Sec: mtime.Unix(), Nsec: int64(mtime.Nanosecond())}
-	if err := unix.UtimesNanoAt(unix.AT_FDCWD, p, []unix.Timespec{ts, ts}, unix.AT_SYMLINK_NOFOLLOW); err != nil {
-		return &os.PathError{Op: "utimes", Path: p, Err: err}
-	}
-	return nil
+	return SetTimes(p, hdr.ModTime)
 }
 
 func setXattr(p, name, value string) error {
 	if err := unix.Lsetxattr(p, name, []byte(value), 0); err != nil {
 		return &os.PathError{Op: "lsetxattr " + name, Path: p, Err: err}
+	}
+	return nil
+}
+
+func fsetxattr(fd int, p, name, value string) error {
+	if err := unix.Fsetxattr(fd, name, []byte(value), 0); err != nil {
+		return &os.PathError{Op: "setxattr " + name, Path: p, Err: err}
 	}
 	return nil
 }

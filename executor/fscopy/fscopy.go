@@ -10,6 +10,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/kiln-build/kiln/cache/layer"
 	"github.com/kiln-build/kiln/executor/user"
 )
 
@@ -43,6 +44,10 @@ type Options struct {
 	// Unpack (ADD) extracts a source that is a tar archive (plain, gzip,
 	// bzip2, xz or zstd, told by content, not name) into Dest.
 	Unpack bool `json:"unpack,omitempty"`
+	// Limits bound what Unpack extracts from one archive: declared size,
+	// name lengths, depth. They change whether, never what, it writes,
+	// and are not part of any cache key.
+	Limits layer.Limits `json:"limits"`
 	// Reuse, if set, takes unchanged files from an earlier run's snapshot
 	// as hard links. It changes how, never what, the copy writes.
 	Reuse *Reuse `json:"reuse,omitempty"`
@@ -183,15 +188,15 @@ func Copy(ctx context.Context, srcRoot, destRoot string, o Options) error {
 		}
 		if o.Unpack && m.node.fi.Mode().IsRegular() {
 			if r, ok, err := openArchive(m.node.abs); err != nil {
-				return err
+				return fmt.Errorf("archive %s: %w", m.lit, err)
 			} else if ok {
 				dir, err := mkdirAll(destRoot, destClean, pmode, puid, pgid)
 				if err == nil {
-					err = extract(ctx, r, dir, c)
+					err = extract(ctx, r, dir, c, o.Limits)
 				}
 				r.Close()
 				if err != nil {
-					return fmt.Errorf("unpacking %s: %w", m.lit, err)
+					return fmt.Errorf("archive %s: %w", m.lit, err)
 				}
 				continue
 			}
