@@ -29,7 +29,6 @@ const cgroupParent = "kiln"
 // unified one does and carries everything.
 type cgroup struct {
 	dirs    []string // every directory made, one per hierarchy
-	v1      []string // those in v1 hierarchies
 	unified string   // the cgroup2 directory, or ""
 }
 
@@ -118,7 +117,6 @@ func newCgroupIn(hs []hierarchy, lim Limits) (*cgroup, error) {
 				return nil, err
 			}
 		default:
-			cg.v1 = append(cg.v1, dir)
 			if h.has("devices") && !hasV2 {
 				if err := writeV1DeviceRules(dir); err != nil {
 					return nil, err
@@ -400,13 +398,21 @@ func writeCgroupFile(dir, name, value string) error {
 }
 
 // add moves process pid (all its threads) into every hierarchy's cgroup.
-func (cg *cgroup) add(pid int) error { return cg.addTo(cg.dirs, pid) }
+func (cg *cgroup) add(pid int) error { return addTo(cg.dirs, pid) }
 
-// addV1 moves pid into the v1 cgroups only: the child was cloned straight
-// into the unified one (CLONE_INTO_CGROUP), which saves a migration.
-func (cg *cgroup) addV1(pid int) error { return cg.addTo(cg.v1, pid) }
+// addV1 moves pid into the v1 cgroups only, for a process started in the
+// unified one.
+func (cg *cgroup) addV1(pid int) error {
+	var v1 []string
+	for _, d := range cg.dirs {
+		if d != cg.unified {
+			v1 = append(v1, d)
+		}
+	}
+	return addTo(v1, pid)
+}
 
-func (cg *cgroup) addTo(dirs []string, pid int) error {
+func addTo(dirs []string, pid int) error {
 	for _, dir := range dirs {
 		if err := writeCgroupFile(dir, "cgroup.procs", strconv.Itoa(pid)); err != nil {
 			return err

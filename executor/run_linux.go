@@ -104,10 +104,6 @@ func Run(ctx context.Context, root Rootfs, p Process, opts Options) error {
 	if err != nil {
 		return fmt.Errorf("executor: run: %w", err)
 	}
-	filter, err := filterFor(opts)
-	if err != nil {
-		return fmt.Errorf("executor: run: %w", err)
-	}
 	s := &spec{
 		Mountpoint: dirs.mountpoint,
 		Root:       dirs.root,
@@ -118,16 +114,33 @@ func Run(ctx context.Context, root Rootfs, p Process, opts Options) error {
 		Hostname:   hostname,
 		Loopback:   flags&unix.CLONE_NEWNET != 0,
 		Mounts:     append(hostFileMounts(hosts), opts.Mounts...),
-		Seccomp:    filter,
 		NoNewPrivs: opts.NoNewPrivileges,
 	}
+	// The seccomp filter is compiled while the cgroup is made and the
+	// child starts; the child reads its spec, and so does anything at all,
+	// only once both are in place.
+	filterErr := make(chan error, 1)
+	go func() {
+		var err error
+		s.Seccomp, err = filterFor(opts)
+		filterErr <- err
+	}()
 	// Its own cgroup carries the device rules and the limits, and lets the
-	// whole process tree be killed at once.
+	// whole process tree be killed at once. The child is born in the
+	// unified one (clone3 CLONE_INTO_CGROUP): moving a running process
+	// costs an RCU grace period, milliseconds on an idle machine.
 	cg, err := newCgroup(opts.Limits)
 	if err != nil {
+		<-filterErr
 		return fmt.Errorf("executor: run: %w", err)
 	}
-	ch := child{mode: modeRun, spec: s, cloneflags: flags, cgroup: cg, stdin: p.Stdin, stdout: p.Stdout, stderr: p.Stderr}
+	prepare := func(pid int) error {
+		if err := cg.addV1(pid); err != nil {
+			return err
+		}
+		return <-filterErr
+	}
+	ch := child{mode: modeRun, spec: s, cloneflags: flags, cgroup: cg.unified, prepare: prepare, stdin: p.Stdin, stdout: p.Stdout, stderr: p.Stderr}
 	st, werr := ch.run(ctx)
 	oom := cg.oomKills() > 0
 	if err := cg.remove(); err != nil && werr == nil && ctx.Err() == nil {
@@ -295,10 +308,13 @@ func absAll(ps []string) []string {
 
 // child is one re-executed kiln process.
 type child struct {
-	mode           string
-	spec           *spec
-	cloneflags     uintptr
-	cgroup         *cgroup // moved into before it reads its spec; nil = none
+	mode       string
+	spec       *spec
+	cloneflags uintptr
+	// prepare, if set, runs once the child has started and before it gets
+	// its spec: the child does nothing until then.
+	prepare        func(pid int) error
+	cgroup         string // a cgroup2 directory to start the child in, or ""
 	stdin          io.Reader
 	stdout, stderr io.Writer
 }
@@ -352,9 +368,8 @@ func (c child) run(ctx context.Context) (status, error) {
 	}
 	cmd.ExtraFiles = []*os.File{specR, statusW} // fds 3 and 4
 	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: c.cloneflags, Pdeathsig: syscall.SIGKILL}
-	if c.cgroup != nil && c.cgroup.unified != "" {
-		// Born in its unified cgroup (clone3 CLONE_INTO_CGROUP).
-		dir, err := os.Open(c.cgroup.unified)
+	if c.cgroup != "" {
+		dir, err := os.Open(c.cgroup)
 		if err != nil {
 			return status{}, fmt.Errorf("cgroup: %w", err)
 		}
@@ -370,10 +385,8 @@ func (c child) run(ctx context.Context) (status, error) {
 	}
 	specR.Close()
 	statusW.Close()
-	// The child waits for its spec before doing anything, so it is in its
-	// cgroup before any of its setup, let alone the user's program, runs.
-	if c.cgroup != nil {
-		if err := c.cgroup.addV1(cmd.Process.Pid); err != nil {
+	if c.prepare != nil {
+		if err := c.prepare(cmd.Process.Pid); err != nil {
 			cmd.Process.Kill() //nolint:errcheck
 			specW.Close()
 			cmd.Wait() //nolint:errcheck
