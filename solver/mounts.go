@@ -286,12 +286,14 @@ func (s *Solver) secretMount(m dag.Mount) (*executor.Mount, []string, func(), er
 		mode = os.FileMode(m.Mode)
 	}
 	f := filepath.Join(dir, "secret")
-	if err := os.WriteFile(f, val, 0o600); err == nil {
-		err = errors.Join(os.Chmod(f, mode), os.Lchown(f, int(m.UID), int(m.GID)))
+	err = os.WriteFile(f, val, 0o600)
+	if err == nil {
+		// chmod after chown, which clears setuid and setgid bits.
+		err = errors.Join(os.Lchown(f, int(m.UID), int(m.GID)), os.Chmod(f, mode))
 	}
 	if err != nil {
 		cleanup()
-		return nil, nil, nil, fmt.Errorf("secret %q: %w", id, err)
+		return nil, nil, nil, fmt.Errorf("secret %q: making its file for %s: %w", id, target, err)
 	}
 	return &executor.Mount{Type: "bind", Source: f, Target: target, ReadOnly: true}, env, cleanup, nil
 }
