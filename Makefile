@@ -24,8 +24,18 @@ demo: deps build
 	$(BIN)/kiln images
 	$(BIN)/kiln run --rm hello:latest
 
+# The linters gate the tree: gofmt, go vet, go mod tidy, staticcheck and
+# dead code (functions nothing reaches, tests included) must all be clean.
+TOOLS = $(shell $(GO) env GOPATH)/bin
 vet:
+	@bash .ci/deps.sh tools
+	@out=$$(gofmt -l $$(find . -name '*.go' -not -path './.git/*')); \
+		if [ -n "$$out" ]; then echo "gofmt -l: not formatted:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
+	$(GO) mod tidy -diff
+	$(TOOLS)/staticcheck ./...
+	@out=$$($(TOOLS)/deadcode -test ./...); \
+		if [ -n "$$out" ]; then echo "deadcode -test: unreachable functions:"; echo "$$out"; exit 1; fi
 
 test: deps vet
 	$(GO) test -race -count=1 -timeout 20m ./...

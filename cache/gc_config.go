@@ -163,7 +163,9 @@ func (s *Store) gcDue(keep time.Duration, limit int64) bool {
 // whole run, GC exclusive, so GC never removes what a build is writing.
 type StoreLock struct{ f *os.File }
 
-func (s *Store) lock(ctx context.Context, how int) (*StoreLock, error) {
+// lock takes the store lock how (LOCK_SH or LOCK_EX); if it is held and
+// wait is false it returns nil, nil, else it waits until ctx is done.
+func (s *Store) lock(ctx context.Context, how int, wait bool) (*StoreLock, error) {
 	f, err := os.OpenFile(filepath.Join(s.root, "gc.lock"), os.O_CREATE|os.O_RDWR|unix.O_CLOEXEC, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("store lock: %w", err)
@@ -177,7 +179,7 @@ func (s *Store) lock(ctx context.Context, how int) (*StoreLock, error) {
 			f.Close()
 			return nil, fmt.Errorf("store lock: %w", err)
 		}
-		if ctx == nil {
+		if !wait {
 			f.Close()
 			return nil, nil
 		}
@@ -192,18 +194,18 @@ func (s *Store) lock(ctx context.Context, how int) (*StoreLock, error) {
 
 // LockShared waits for a shared hold (while no GC runs).
 func (s *Store) LockShared(ctx context.Context) (*StoreLock, error) {
-	return s.lock(ctx, unix.LOCK_SH)
+	return s.lock(ctx, unix.LOCK_SH, true)
 }
 
 // LockExclusive waits until no build holds the store.
 func (s *Store) LockExclusive(ctx context.Context) (*StoreLock, error) {
-	return s.lock(ctx, unix.LOCK_EX)
+	return s.lock(ctx, unix.LOCK_EX, true)
 }
 
 // TryLockExclusive takes the exclusive hold if nobody else holds the
 // store; it returns nil, nil if someone does.
 func (s *Store) TryLockExclusive() (*StoreLock, error) {
-	return s.lock(nil, unix.LOCK_EX) //nolint:staticcheck // nil ctx means do not wait
+	return s.lock(context.Background(), unix.LOCK_EX, false)
 }
 
 // Unlock releases the hold.

@@ -59,11 +59,11 @@ func inCgroup(t *testing.T, cg *cgroup, script string) (string, error) {
 		t.Fatal(err)
 	}
 	if err := cg.add(cmd.Process.Pid); err != nil {
-		cmd.Process.Kill() //nolint:errcheck
-		cmd.Wait()         //nolint:errcheck
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
 		t.Fatal(err)
 	}
-	in.Write([]byte("go\n")) //nolint:errcheck
+	_, _ = in.Write([]byte("go\n"))
 	in.Close()
 	err = cmd.Wait()
 	return out.String(), err

@@ -466,7 +466,7 @@ func sweepStale(hs []hierarchy) {
 				continue
 			}
 			if procs, err := os.ReadFile(filepath.Join(dir, "cgroup.procs")); err == nil && len(strings.TrimSpace(string(procs))) == 0 {
-				unix.Rmdir(dir) //nolint:errcheck // another kiln may be sweeping too
+				_ = unix.Rmdir(dir) // another kiln may be sweeping too
 			}
 		}
 	}
@@ -507,7 +507,7 @@ func (cg *cgroup) kill() {
 			return
 		}
 		for _, p := range ps {
-			syscall.Kill(p, syscall.SIGKILL) //nolint:errcheck // it may be gone already
+			_ = syscall.Kill(p, syscall.SIGKILL) // it may be gone already
 		}
 		time.Sleep(10 * time.Millisecond)
 	}

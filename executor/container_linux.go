@@ -21,7 +21,7 @@ const defaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bi
 func runChild(s *spec) error {
 	unix.Umask(0o022)
 	// Only fds 0-2 may reach the user's program.
-	unix.CloseRange(3, ^uint(0), unix.CLOSE_RANGE_CLOEXEC) //nolint:errcheck // best effort: Go opens its fds CLOEXEC anyway
+	_ = unix.CloseRange(3, ^uint(0), unix.CLOSE_RANGE_CLOEXEC) // best effort: Go opens its fds CLOEXEC anyway
 	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
 		return fmt.Errorf("making mounts private: %w", err)
 	}
@@ -245,7 +245,7 @@ func mountDev(rootfs string) error {
 		return err
 	}
 	// The IPC namespace is new, so its mqueue fs is private; not essential.
-	unix.Mount("mqueue", mq, "mqueue", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "") //nolint:errcheck
+	_ = unix.Mount("mqueue", mq, "mqueue", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "")
 	for name, target := range map[string]string{
 		"ptmx":   "pts/ptmx",
 		"fd":     "/proc/self/fd",

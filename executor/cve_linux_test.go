@@ -111,13 +111,13 @@ func TestCVE_2024_23651_CacheSubpathRace(t *testing.T) {
 			}
 			tmp := filepath.Join(cache, "tmp")
 			if i%2 == 0 {
-				os.Symlink(host, tmp) //nolint:errcheck
+				_ = os.Symlink(host, tmp)
 			} else {
-				os.Mkdir(tmp, 0o755) //nolint:errcheck
+				_ = os.Mkdir(tmp, 0o755)
 			}
-			os.Rename(sub, filepath.Join(cache, "old")) //nolint:errcheck
-			os.Rename(tmp, sub)                         //nolint:errcheck
-			os.RemoveAll(filepath.Join(cache, "old"))   //nolint:errcheck
+			_ = os.Rename(sub, filepath.Join(cache, "old"))
+			_ = os.Rename(tmp, sub)
+			_ = os.RemoveAll(filepath.Join(cache, "old"))
 		}
 	}()
 	defer func() { close(stop); wg.Wait() }()
@@ -144,21 +144,21 @@ func TestCVE_2025_31133_SymlinkedDevAndProc(t *testing.T) {
 	}{
 		{"/dev/null to a file in the image", func(l string) {
 			writeFile(t, filepath.Join(l, "etc/shadow"), "secret", 0o600)
-			os.Symlink("/etc/shadow", filepath.Join(l, "dev/null")) //nolint:errcheck
+			_ = os.Symlink("/etc/shadow", filepath.Join(l, "dev/null"))
 		}},
 		{"/dev/null to a host path", func(l string) {
-			os.Symlink(filepath.Join(host, "canary"), filepath.Join(l, "dev/null")) //nolint:errcheck
+			_ = os.Symlink(filepath.Join(host, "canary"), filepath.Join(l, "dev/null"))
 		}},
 		{"/dev/console to a host path", func(l string) {
-			os.Symlink(filepath.Join(host, "canary"), filepath.Join(l, "dev/console")) //nolint:errcheck
+			_ = os.Symlink(filepath.Join(host, "canary"), filepath.Join(l, "dev/console"))
 		}},
 		{"/dev to a host dir", func(l string) {
-			os.Remove(filepath.Join(l, "dev"))        //nolint:errcheck
-			os.Symlink(host, filepath.Join(l, "dev")) //nolint:errcheck
+			_ = os.Remove(filepath.Join(l, "dev"))
+			_ = os.Symlink(host, filepath.Join(l, "dev"))
 		}},
 		{"/proc to a host dir", func(l string) {
-			os.Remove(filepath.Join(l, "proc"))        //nolint:errcheck
-			os.Symlink(host, filepath.Join(l, "proc")) //nolint:errcheck
+			_ = os.Remove(filepath.Join(l, "proc"))
+			_ = os.Symlink(host, filepath.Join(l, "proc"))
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

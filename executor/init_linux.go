@@ -57,7 +57,7 @@ func readSpec() (*spec, error) {
 // report sends st to the parent; there is nobody to tell if that fails.
 func report(st status) {
 	b, _ := json.Marshal(st)
-	unix.Write(statusFd, append(b, '\n')) //nolint:errcheck
+	_, _ = unix.Write(statusFd, append(b, '\n'))
 }
 
 // applyChild mounts the overlays for a file operation and runs it. Errors
@@ -108,7 +108,7 @@ func applyChild(s *spec) error {
 // with the process anyway; unmounting first makes the teardown synchronous.
 func unmount(target string) {
 	if err := unix.Unmount(target, 0); err != nil {
-		unix.Unmount(target, unix.MNT_DETACH) //nolint:errcheck
+		_ = unix.Unmount(target, unix.MNT_DETACH)
 	}
 }
 

@@ -145,7 +145,7 @@ func mountOverlay(target string, o overlay) error {
 		if err := unix.Chdir(dir); err != nil {
 			return fmt.Errorf("chdir to common lower parent %s: %w", dir, err)
 		}
-		defer unix.Chdir("/") //nolint:errcheck // only shortens later relative paths
+		defer unix.Chdir("/") // only shortens later relative paths
 	}
 	if err := unix.Mount("overlay", target, "overlay", flags, data); err != nil {
 		return fmt.Errorf("mount overlay of %d layers (upper %q) on %s: %w", len(o.Lowers), o.Upper, target, err)

@@ -387,9 +387,9 @@ func (c child) run(ctx context.Context) (status, error) {
 	statusW.Close()
 	if c.prepare != nil {
 		if err := c.prepare(cmd.Process.Pid); err != nil {
-			cmd.Process.Kill() //nolint:errcheck
+			_ = cmd.Process.Kill()
 			specW.Close()
-			cmd.Wait() //nolint:errcheck
+			_ = cmd.Wait()
 			return status{}, err
 		}
 	}
@@ -398,7 +398,7 @@ func (c child) run(ctx context.Context) (status, error) {
 		go func() {
 			// Fails once the process is gone and stdinW is closed; a
 			// reader that blocks forever leaks only this goroutine.
-			io.Copy(stdinW, c.stdin) //nolint:errcheck
+			_, _ = io.Copy(stdinW, c.stdin)
 			stdinW.Close()
 		}()
 	}

@@ -105,6 +105,7 @@ func (c *compiler) compileStage(s *stage) (*build, error) {
 		b.healthStart = img.healthStart
 		b.cfg.Created = v1.Time{}
 		b.cfg.RootFS = v1.RootFS{}
+		//lint:ignore SA1019 a base's docker_version must not be inherited (BuildKit clears it too)
 		b.cfg.Container, b.cfg.DockerVersion = "", ""
 		triggers = b.cfg.Config.OnBuild
 		b.cfg.Config.OnBuild = nil
@@ -309,15 +310,6 @@ func (b *build) Keys() []string {
 		}
 	}
 	return keys
-}
-
-func (b *build) argValue(k string) (string, bool) {
-	for _, a := range slices.Backward(b.args) {
-		if a.key == k && a.val != nil {
-			return *a.val, true
-		}
-	}
-	return "", false
 }
 
 // runEnv is a RUN's environment (see build.env). ARGs never reach the

@@ -201,8 +201,8 @@ func (a *applier) create(p Parent, kept bool, hdr *tar.Header, r io.Reader) erro
 		if fd, err = unix.Openat(p.Fd, p.Base, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0); err != nil {
 			return &os.PathError{Op: "open", Path: p.Path(), Err: err}
 		}
-		defer unix.Close(fd) //nolint:errcheck
-	case tar.TypeReg, tar.TypeRegA:
+		defer unix.Close(fd)
+	case tar.TypeReg: // the reader reports TypeRegA as TypeReg
 		// O_EXCL|O_NOFOLLOW: whatever was there is gone, so this can only
 		// create a new file, never write through a link.
 		var err error

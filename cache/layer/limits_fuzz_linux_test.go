@@ -70,7 +70,7 @@ func FuzzApplyLimits(f *testing.F) {
 	}
 	tmp := f.TempDir()
 	must(f, unix.Mount("tmpfs", tmp, "tmpfs", 0, "size=256m,mode=0755"))
-	f.Cleanup(func() { unix.Unmount(tmp, unix.MNT_DETACH) }) //nolint:errcheck
+	f.Cleanup(func() { _ = unix.Unmount(tmp, unix.MNT_DETACH) })
 	n := 0
 	f.Fuzz(func(t *testing.T, data []byte) {
 		n++

@@ -23,7 +23,7 @@ func tmpfsJail(t testing.TB, size int64) *jail {
 	t.Helper()
 	base := t.TempDir()
 	must(t, unix.Mount("tmpfs", base, "tmpfs", 0, fmt.Sprintf("size=%d,mode=0755", size)))
-	t.Cleanup(func() { unix.Unmount(base, unix.MNT_DETACH) }) //nolint:errcheck
+	t.Cleanup(func() { _ = unix.Unmount(base, unix.MNT_DETACH) })
 	return jailIn(t, base)
 }
 

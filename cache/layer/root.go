@@ -64,7 +64,7 @@ func (r *Root) Close() error {
 // changed.
 func (r *Root) flush() {
 	for e := r.lru.Front(); e != nil; e = e.Next() {
-		unix.Close(e.Value.(*cachedDir).fd) //nolint:errcheck
+		_ = unix.Close(e.Value.(*cachedDir).fd)
 	}
 	r.lru.Init()
 	clear(r.cache)
@@ -76,7 +76,7 @@ func (r *Root) add(key string, fd int, rel string) *cachedDir {
 	if r.lru.Len() > dirCacheSize {
 		old := r.lru.Remove(r.lru.Back()).(*cachedDir)
 		delete(r.cache, old.key)
-		unix.Close(old.fd) //nolint:errcheck
+		_ = unix.Close(old.fd)
 	}
 	return d
 }

@@ -69,7 +69,10 @@ func (e *NotFoundError) Error() string {
 }
 
 // ErrDestNotDir is returned when several sources or a wildcard are copied
-// to a destination that is not a directory.
+// to a destination that is not a directory. The text is docker's, word for
+// word.
+//
+//lint:ignore ST1005 docker's exact message, capital and all
 var ErrDestNotDir = errors.New("When using COPY with more than one source file, the destination must be a directory and end with a /")
 
 // Walk calls fn for every file, dir and symlink the copy with these options

@@ -45,14 +45,14 @@ func openArchive(p string) (io.ReadCloser, bool, error) {
 	}
 	var st unix.Stat_t
 	if err := unix.Fstat(fd, &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFREG {
-		unix.Close(fd) //nolint:errcheck
+		_ = unix.Close(fd)
 		if err != nil {
 			return nil, false, &os.PathError{Op: "fstat", Path: p, Err: err}
 		}
 		return nil, false, nil
 	}
 	if err := unix.SetNonblock(fd, false); err != nil {
-		unix.Close(fd) //nolint:errcheck
+		_ = unix.Close(fd)
 		return nil, false, &os.PathError{Op: "fcntl", Path: p, Err: err}
 	}
 	f := os.NewFile(uintptr(fd), p)
@@ -173,7 +173,7 @@ type extractor struct {
 
 func (x *extractor) entry(rel string, h *tar.Header, r io.Reader) error {
 	switch h.Typeflag {
-	case tar.TypeDir, tar.TypeReg, tar.TypeRegA, tar.TypeGNUSparse, tar.TypeSymlink, tar.TypeLink,
+	case tar.TypeDir, tar.TypeReg, tar.TypeGNUSparse, tar.TypeSymlink, tar.TypeLink,
 		tar.TypeChar, tar.TypeBlock, tar.TypeFifo:
 	default:
 		return nil // pax globals, volume labels and the like carry no file
@@ -211,7 +211,7 @@ func (x *extractor) entry(rel string, h *tar.Header, r io.Reader) error {
 		if fd, err = unix.Openat(p.Fd, p.Base, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0); err != nil {
 			return &os.PathError{Op: "open", Path: p.Path(), Err: err}
 		}
-		defer unix.Close(fd) //nolint:errcheck
+		defer unix.Close(fd)
 	case tar.TypeSymlink:
 		if err := unix.Symlinkat(h.Linkname, p.Fd, p.Base); err != nil {
 			return &os.PathError{Op: "symlink", Path: p.Path(), Err: err}

@@ -99,7 +99,7 @@ func FuzzExtract(f *testing.F) {
 	if err := unix.Mount("tmpfs", tmp, "tmpfs", 0, "size=256m,mode=0755"); err != nil {
 		f.Fatal(err)
 	}
-	f.Cleanup(func() { unix.Unmount(tmp, unix.MNT_DETACH) }) //nolint:errcheck
+	f.Cleanup(func() { _ = unix.Unmount(tmp, unix.MNT_DETACH) })
 	n := 0
 	f.Fuzz(func(t *testing.T, data []byte) {
 		n++

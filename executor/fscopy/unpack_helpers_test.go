@@ -220,7 +220,7 @@ func newCanary(t testing.TB, size int64) *canary {
 		if err := unix.Mount("tmpfs", base, "tmpfs", 0, fmt.Sprintf("size=%d,mode=0755", size)); err != nil {
 			t.Fatalf("mounting a %d-byte tmpfs: %v", size, err)
 		}
-		t.Cleanup(func() { unix.Unmount(base, unix.MNT_DETACH) }) //nolint:errcheck
+		t.Cleanup(func() { _ = unix.Unmount(base, unix.MNT_DETACH) })
 	}
 	return canaryAt(t, base)
 }

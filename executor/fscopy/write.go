@@ -239,14 +239,6 @@ func (c *copier) show(p string) string {
 	return "/" + strings.TrimPrefix(strings.TrimPrefix(p, c.destRoot), "/")
 }
 
-func ownerGID(f *os.File) uint32 {
-	fi, err := f.Stat()
-	if err != nil {
-		return ^uint32(0)
-	}
-	return fi.Sys().(*syscall.Stat_t).Gid
-}
-
 func lchownIfNeeded(p string, uid, gid int) error {
 	fi, err := os.Lstat(p)
 	if err != nil {
@@ -260,21 +252,6 @@ func lchownIfNeeded(p string, uid, gid int) error {
 		return fmt.Errorf("chown %s: %w", p, err)
 	}
 	return nil
-}
-
-// goMode converts chmod(2) bits to an os.FileMode for os.File.Chmod.
-func goMode(m uint32) os.FileMode {
-	fm := os.FileMode(m & 0o777)
-	if m&0o4000 != 0 {
-		fm |= os.ModeSetuid
-	}
-	if m&0o2000 != 0 {
-		fm |= os.ModeSetgid
-	}
-	if m&0o1000 != 0 {
-		fm |= os.ModeSticky
-	}
-	return fm
 }
 
 func setTimes(p string, st *syscall.Stat_t) error {
