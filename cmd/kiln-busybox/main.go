@@ -1,3 +1,5 @@
+//go:build linux
+
 // Command kiln-busybox writes a busybox base image, built from the host's
 // static busybox, as an OCI archive: the demo loads it into kiln's store.
 //

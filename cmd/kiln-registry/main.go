@@ -1,3 +1,5 @@
+//go:build linux
+
 // Command kiln-registry serves an in-memory OCI registry on the loopback
 // interface holding a busybox image (made from Debian's busybox-static),
 // so benchmarks and demos need no internet. It runs until killed.
