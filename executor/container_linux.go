@@ -11,10 +11,11 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/kiln-build/kiln/executor/user"
+	"github.com/kiln-build/kiln/solver/dag"
 )
 
 // defaultPath is used to find the program when the env has no PATH.
-const defaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+const defaultPath = dag.DefaultPath
 
 // runChild sets up the container around itself and execs the user's
 // program. It returns only on a setup failure.

@@ -26,7 +26,7 @@ type Rootfs struct {
 // Process is what runs inside the container.
 type Process struct {
 	Args   []string
-	Env    []string // exactly the env of the process
+	Env    []string // the env of the process (dag.RunEnv for a RUN), plus HOME=<the user's home> if it sets none
 	Cwd    string   // absolute path in the rootfs; "" = "/"; created (0755, root) if missing
 	User   string   // "", "name", "uid", "name:group", "uid:gid"; resolved in the rootfs
 	Stdin  io.Reader

@@ -65,7 +65,7 @@ func (c *compiler) dispatchAdd(b *build, cm *cmd, x *instructions.AddCommand) er
 		a.urlFile = name
 		a.srcVertex = &dag.Vertex{
 			Op:   &dag.HTTPOp{URL: u, Checksum: x.Checksum, Filename: name},
-			Name: "[internal] download " + u, Pos: c.pos(cm.line),
+			Name: "[internal] download " + u, Text: "download " + u, Pos: c.pos(cm.line),
 		}
 		// A download is extracted only when asked (--unpack=true).
 		a.unpack = x.Unpack != nil && *x.Unpack
@@ -100,7 +100,7 @@ func (c *compiler) dispatchCopy(b *build, cm *cmd, a copyArgs) error {
 		for _, sc := range a.sd.SourceContents {
 			op.Files = append(op.Files, dag.InlineFile{Name: sourcePath(sc.Path), Data: sc.Data})
 		}
-		inline = &dag.Vertex{Op: op, Name: "[internal] heredoc", Pos: c.pos(cm.line)}
+		inline = &dag.Vertex{Op: op, Name: "[internal] heredoc", Text: "heredoc", Pos: c.pos(cm.line)}
 		a.unpack = false
 	}
 	if err := checkChmod(a.chmod); err != nil {

@@ -231,7 +231,7 @@ func (c *compiler) dispatchRun(b *build, cm *cmd, x *instructions.RunCommand) er
 				name := sourcePath(h.Name)
 				inl := &dag.Vertex{
 					Op:   &dag.InlineOp{Files: []dag.InlineFile{{Name: name, Data: data, Mode: 0o755}}},
-					Name: "[internal] heredoc", Pos: c.pos(cm.line),
+					Name: "[internal] heredoc", Text: "heredoc", Pos: c.pos(cm.line),
 				}
 				mounts = append(mounts, dag.Mount{Type: "bind", Input: 1 + len(extra), Source: name, Target: "/dev/pipes/" + name, ReadOnly: true})
 				extra = append(extra, inl)
@@ -264,7 +264,7 @@ func (c *compiler) dispatchRun(b *build, cm *cmd, x *instructions.RunCommand) er
 	}
 	b.layer(c, &dag.ExecOp{
 		Args:     args,
-		Env:      sshAuthSock(b.runEnv(), mounts),
+		Env:      b.runEnv(), // dag.RunEnv adds the ssh socket, proxies and secrets
 		User:     b.cfg.Config.User,
 		Cwd:      cwd,
 		Network:  network,

@@ -151,7 +151,7 @@ func (c *compiler) contextVertex() *dag.Vertex {
 	if c.context == nil {
 		c.context = &dag.Vertex{
 			Op:   &dag.LocalOp{Name: "context", Dir: c.o.ContextDir, Excludes: slices.Clone(c.o.Excludes)},
-			Name: "[internal] load build context",
+			Name: "[internal] load build context", Text: "load build context",
 		}
 	}
 	return c.context

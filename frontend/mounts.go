@@ -151,21 +151,6 @@ func (c *compiler) mountFrom(b *build, cm *cmd, name string) (*dag.Vertex, error
 	return src, nil
 }
 
-// sshAuthSock is the SSH_AUTH_SOCK a RUN gets: its first ssh mount's
-// socket, unless env sets it (as BuildKit's llb exec does).
-func sshAuthSock(env []string, mounts []dag.Mount) []string {
-	for _, m := range mounts {
-		if m.Type != string(instructions.MountTypeSSH) {
-			continue
-		}
-		if _, ok := envGet(env, "SSH_AUTH_SOCK"); ok {
-			return env
-		}
-		return append(env, "SSH_AUTH_SOCK="+m.Target)
-	}
-	return env
-}
-
 // proxyArgs are passed to RUN without an ARG, and kept out of the image,
 // its history and the cache key unless declared (as BuildKit does).
 var proxyArgs = []string{"HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "FTP_PROXY", "ftp_proxy", "NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy"}

@@ -16,10 +16,7 @@ import (
 	"github.com/moby/buildkit/frontend/dockerfile/shell"
 )
 
-const (
-	historyComment = "buildkit.dockerfile.v0"
-	defaultPath    = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-)
+const historyComment = "buildkit.dockerfile.v0"
 
 // build is the state of one stage while its instructions are dispatched.
 type build struct {
@@ -111,7 +108,7 @@ func (c *compiler) compileStage(s *stage) (*build, error) {
 		b.cfg.Config.OnBuild = nil
 	}
 	if _, ok := envGet(b.cfg.Config.Env, "PATH"); !ok {
-		b.cfg.Config.Env = append(b.cfg.Config.Env, "PATH="+defaultPath)
+		b.cfg.Config.Env = append(b.cfg.Config.Env, "PATH="+dag.DefaultPath)
 	}
 	for _, e := range b.cfg.Config.Env {
 		k, v, _ := strings.Cut(e, "=")
@@ -137,11 +134,10 @@ func (c *compiler) compileStage(s *stage) (*build, error) {
 	}
 	b.total += len(triggers) // as BuildKit counts them, whatever they are
 	if img != nil {
-		b.vertex = &dag.Vertex{
-			Op:   &dag.ImageOp{Ref: img.canonical, Digest: string(img.digest), Platform: c.stagePlatform(s)},
-			Name: b.progress("FROM " + imageName(img)),
-			Pos:  c.pos(s.line),
-		}
+		b.vertex = b.step(&dag.Vertex{
+			Op:  &dag.ImageOp{Ref: img.canonical, Digest: string(img.digest), Platform: c.stagePlatform(s)},
+			Pos: c.pos(s.line),
+		}, "FROM "+imageName(img))
 	}
 	for _, cm := range cmds {
 		if err := c.ctx.Err(); err != nil {
@@ -257,31 +253,34 @@ func (c *compiler) stagePlatform(s *stage) string {
 
 func (c *compiler) pos(line int) dag.Pos { return dag.Pos{File: c.o.Filename, Line: line} }
 
-// progress numbers a vertex's name like BuildKit: "[build 2/5] RUN make".
-func (b *build) progress(text string) string {
+// step numbers v as the stage's next step and labels it like BuildKit,
+// "[build 2/5] RUN make", keeping the parts as data (dag.Vertex).
+func (b *build) step(v *dag.Vertex, text string) *dag.Vertex {
+	v.Name, v.Text = text, text
 	if b.total == 0 {
-		return text
+		return v
 	}
 	b.n++
-	out := "["
-	if b.s.label != "" {
-		out += b.s.label + " "
-	}
-	out += fmt.Sprintf("%*d/%d] ", len(strconv.Itoa(b.total)), b.n, b.total)
 	if b.trig {
-		out += "ONBUILD "
+		v.Text = "ONBUILD " + text
 	}
-	return out + text
+	v.Stage, v.StepIndex, v.StepCount = b.s.displayName(), b.n, b.total
+	label := "["
+	if b.s.label != "" {
+		label += b.s.label + " "
+	}
+	label += fmt.Sprintf("%*d/%d] ", len(strconv.Itoa(b.total)), b.n, b.total)
+	v.Name = label + v.Text
+	return v
 }
 
 // layer puts op on top of the stage's filesystem; extra inputs follow it.
-func (b *build) layer(c *compiler, op dag.Op, line int, name string, extra ...*dag.Vertex) {
-	b.vertex = &dag.Vertex{
+func (b *build) layer(c *compiler, op dag.Op, line int, text string, extra ...*dag.Vertex) {
+	b.vertex = b.step(&dag.Vertex{
 		Op:     op,
 		Inputs: append([]*dag.Vertex{b.vertex}, extra...),
-		Name:   b.progress(name),
 		Pos:    c.pos(line),
-	}
+	}, text)
 }
 
 // history records one instruction in the image history.

@@ -25,10 +25,7 @@ func (e *StepError) Error() string {
 	if pos := e.Vertex.Pos.String(); pos != "" {
 		b.WriteString(pos + ": ")
 	}
-	name := e.Vertex.Name
-	if i := strings.Index(name, "] "); i >= 0 {
-		name = name[i+2:]
-	}
+	name := text(e.Vertex)
 	if op, ok := e.Vertex.Op.(*dag.ExecOp); ok && e.ExitCode != 0 {
 		fmt.Fprintf(&b, "%s: process %q did not complete successfully: exit code: %d", name, strings.Join(op.Args, " "), e.ExitCode)
 		var xe *executor.ExitError
@@ -54,6 +51,14 @@ func (e *StepError) Error() string {
 }
 
 func (e *StepError) Unwrap() error { return e.Err }
+
+// text is what a step does, without its "[stage n/m]" label.
+func text(v *dag.Vertex) string {
+	if v.Text != "" {
+		return v.Text
+	}
+	return v.Name
+}
 
 func stepError(v *dag.Vertex, err error, steps ...*Step) error {
 	if errors.Is(err, context.Canceled) {

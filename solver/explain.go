@@ -10,18 +10,24 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/kiln-build/kiln/cache"
 	"github.com/kiln-build/kiln/solver/dag"
 )
 
 // buildRecord is what a build remembers of each step, so that the next
 // build of the same target can say exactly why a step missed the cache.
 type buildRecord struct {
-	Steps map[string]*stepRecord `json:"steps"` // by slot
+	Version int                    `json:"v,omitempty"`
+	Steps   map[string]*stepRecord `json:"steps"` // by slot
 }
+
+// recordVersion changes with what a record's steps hold or their slots
+// mean; an older record explains nothing (its keys are of an older
+// dag version too). 2: slots from the vertex's stage and step, Text.
+const recordVersion = 2
 
 type stepRecord struct {
 	Name    string            `json:"name"`
+	Text    string            `json:"text"` // the instruction, without its "[stage n/m]" label
 	Key     dag.Digest        `json:"key"`
 	Op      json.RawMessage   `json:"op"`
 	Inputs  []string          `json:"inputs"` // the inputs' slots
@@ -38,13 +44,14 @@ type recorder struct {
 	loaded bool
 	prev   buildRecord
 	cur    buildRecord
-	store  *cache.Store
+	store  History
 	id     string
+	older  bool // the previous record is of an older recordVersion
 }
 
-func newRecorder(store *cache.Store, id string) *recorder {
+func newRecorder(store History, id string) *recorder {
 	return &recorder{
-		cur:   buildRecord{Steps: map[string]*stepRecord{}},
+		cur:   buildRecord{Version: recordVersion, Steps: map[string]*stepRecord{}},
 		store: store, id: id,
 		load: func(b *buildRecord) error { return store.ReadBuildRecord(id, b) },
 	}
@@ -55,7 +62,11 @@ func newRecorder(store *cache.Store, id string) *recorder {
 func (r *recorder) prevSteps() map[string]*stepRecord {
 	if !r.loaded {
 		r.loaded = true
-		if err := r.load(&r.prev); err != nil || r.prev.Steps == nil {
+		err := r.load(&r.prev)
+		if err == nil && r.prev.Version != recordVersion {
+			r.older = true
+		}
+		if err != nil || r.older || r.prev.Steps == nil {
 			r.prev = buildRecord{Steps: map[string]*stepRecord{}}
 		}
 	}
@@ -71,6 +82,7 @@ func (b *buildRecord) sum() string {
 	}
 	sort.Strings(slots)
 	h := sha256.New()
+	fmt.Fprintf(h, "v%d\n", b.Version)
 	for _, sl := range slots {
 		st := b.Steps[sl]
 		fmt.Fprintf(h, "%q %q %s %q\n", sl, st.Name, st.Key, st.Inputs)
@@ -93,17 +105,12 @@ func (r *recorder) save() error {
 	return r.store.WriteBuildRecord(r.id, sum, &r.cur)
 }
 
-// slot names a step by its place in the Dockerfile ("[build 3/5]"), which
-// survives a change of the instruction's text.
+// slot names a step by its place in the Dockerfile, "[build 3]" for the
+// third step of stage build: it survives a change of the instruction's
+// text, and of the number of steps after it.
 func slot(v *dag.Vertex) string {
-	if strings.HasPrefix(v.Name, "[") {
-		if i := strings.Index(v.Name, "]"); i > 0 {
-			s := v.Name[:i]
-			if j := strings.LastIndex(s, "/"); j > 0 {
-				s = s[:j] // "[build 3/5" → "[build 3": adding a step later keeps the slot
-			}
-			return strings.Join(strings.Fields(s), " ") + "]"
-		}
+	if v.StepIndex > 0 {
+		return fmt.Sprintf("[%s %d]", v.Stage, v.StepIndex)
 	}
 	if v.Name != "" {
 		return v.Name
@@ -116,7 +123,7 @@ func (r *recorder) add(v *dag.Vertex, key dag.Digest, files map[string]string, c
 		return
 	}
 	op, _ := json.Marshal(v.Op)
-	sr := &stepRecord{Name: v.Name, Key: key, Op: op, Files: files, Content: content}
+	sr := &stepRecord{Name: v.Name, Text: text(v), Key: key, Op: op, Files: files, Content: content}
 	for _, in := range v.Inputs {
 		sr.Inputs = append(sr.Inputs, slot(in))
 	}
@@ -134,6 +141,8 @@ func (r *recorder) explain(v *dag.Vertex, key dag.Digest) string {
 	old, ok := prev[s]
 	cur := r.cur.Steps[s]
 	switch {
+	case r.older:
+		return "the last build of this target was by an older kiln, whose cache keys differ"
 	case !ok:
 		return "no earlier build of this step in this store"
 	case old.Key == key:
@@ -142,8 +151,8 @@ func (r *recorder) explain(v *dag.Vertex, key dag.Digest) string {
 		return "changed"
 	}
 	var why []string
-	if old.Name != cur.Name {
-		why = append(why, fmt.Sprintf("instruction changed: %q → %q", trimSlot(old.Name), trimSlot(cur.Name)))
+	if old.Text != cur.Text {
+		why = append(why, fmt.Sprintf("instruction changed: %q → %q", old.Text, cur.Text))
 	}
 	why = append(why, opDiff(old.Op, cur.Op)...)
 	if old.Content != cur.Content {
@@ -158,13 +167,6 @@ func (r *recorder) explain(v *dag.Vertex, key dag.Digest) string {
 		return "its definition changed"
 	}
 	return strings.Join(why, "; ")
-}
-
-func trimSlot(name string) string {
-	if i := strings.Index(name, "] "); strings.HasPrefix(name, "[") && i > 0 {
-		return name[i+2:]
-	}
-	return name
 }
 
 // opDiff names the fields of an op that differ, with env/arg values.

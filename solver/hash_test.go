@@ -120,8 +120,8 @@ func TestContentKeySensitivity(t *testing.T) {
 			tc.change(t, dir)
 			// A fresh solver (a new build) with the stat cache the first one
 			// saved, as the next `kiln build` would have.
-			must(t, s.stat.Save(s.store))
-			after, err := New(s.store, Options{}).localContent(t.Context(), v, nil)
+			must(t, s.store.SaveStatCache(s.stat))
+			after, err := NewWith(s.store, s.executor, Options{}).localContent(t.Context(), v, nil)
 			must(t, err)
 			if busted := before != after; busted != tc.busts {
 				t.Errorf("key changed = %v, want %v", busted, tc.busts)

@@ -4,19 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"runtime"
-	"strings"
 	"sync"
 	"time"
 
 	"golang.org/x/sync/errgroup"
 
 	"github.com/kiln-build/kiln/cache"
-	"github.com/kiln-build/kiln/cache/layer"
-	"github.com/kiln-build/kiln/executor"
-	"github.com/kiln-build/kiln/executor/fscopy"
 	"github.com/kiln-build/kiln/solver/dag"
 )
 
@@ -44,9 +38,10 @@ type Options struct {
 
 // Solver executes build graphs against a store.
 type Solver struct {
-	store *cache.Store
-	opts  Options
-	sem   chan struct{}
+	store    Store
+	executor Executor
+	opts     Options
+	sem      chan struct{}
 
 	mu     sync.Mutex
 	states map[*dag.Vertex]*state
@@ -77,12 +72,17 @@ type Stats struct {
 	Executed, Cached int
 }
 
-// New returns a Solver over store.
+// New returns a Solver over store that runs steps with package executor.
 func New(store *cache.Store, opts Options) *Solver {
+	return NewWith(cacheStore{store}, linuxExecutor{}, opts)
+}
+
+// NewWith returns a Solver over any store and executor.
+func NewWith(store Store, exec Executor, opts Options) *Solver {
 	if opts.Jobs <= 0 {
 		opts.Jobs = runtime.NumCPU()
 	}
-	s := &Solver{store: store, opts: opts, sem: make(chan struct{}, opts.Jobs), states: map[*dag.Vertex]*state{}, keys: map[dag.Digest]*keyState{}, dirs: map[*dag.Vertex]string{}}
+	s := &Solver{store: store, executor: exec, opts: opts, sem: make(chan struct{}, opts.Jobs), states: map[*dag.Vertex]*state{}, keys: map[dag.Digest]*keyState{}, dirs: map[*dag.Vertex]string{}}
 	if opts.History != "" {
 		s.rec = newRecorder(store, opts.History)
 	}
@@ -97,7 +97,7 @@ func (s *Solver) Solve(ctx context.Context, root *dag.Vertex) ([]cache.Layer, er
 	st := s.solve(ctx, root)
 	if s.stat != nil {
 		// Even a failed build learned file sums worth keeping.
-		if err := s.stat.Save(s.store); err != nil && st.err == nil {
+		if err := s.store.SaveStatCache(s.stat); err != nil && st.err == nil {
 			return nil, err
 		}
 	}
@@ -271,127 +271,4 @@ func (s *Solver) produce(ctx context.Context, v *dag.Vertex, key dag.Digest, inp
 // file's description.
 func (s *Solver) contentDigest(ctx context.Context, v *dag.Vertex, files map[string]string) (dag.Digest, error) {
 	return s.localContent(ctx, v, files)
-}
-
-func copyOptions(op *dag.CopyOp, local *dag.LocalOp) fscopy.Options {
-	// --exclude patterns are relative to each source, .dockerignore's to
-	// the context.
-	o := fscopy.Options{Sources: op.Sources, Dest: op.Dest, Chown: op.Chown, Chmod: op.Chmod,
-		SourceExcludes: op.Excludes, Parents: op.Parents, Unpack: op.Unpack}
-	if local != nil {
-		o.Excludes = local.Excludes
-		o.ContextOwner = true
-	}
-	return o
-}
-
-func (s *Solver) exec(ctx context.Context, v *dag.Vertex, inputs []*state, p *Step) ([]cache.Layer, error) {
-	switch op := v.Op.(type) {
-	case *dag.ImageOp:
-		return s.image(ctx, op)
-	case *dag.ExecOp:
-		return s.layerOver(ctx, inputs[0].layers, func(root executor.Rootfs) error {
-			mounts, secretEnv, release, err := s.runMounts(ctx, v, op, inputs, filepath.Dir(root.Upper))
-			if err != nil {
-				return err
-			}
-			defer release()
-			env := append(append(append([]string(nil), op.Env...), op.ProxyEnv...), secretEnv...)
-			return executor.Run(ctx, root, executor.Process{
-				Args: op.Args, Env: env, Cwd: op.Cwd, User: op.User,
-				Stdout: p, Stderr: p.Stderr(),
-			}, executor.Options{Network: op.Network, Mounts: mounts, Hostname: op.Hostname,
-				Limits: executor.Limits{Pids: s.opts.Build.PidsLimit, Memory: s.opts.Build.MemoryLimit}})
-		})
-	case *dag.CopyOp:
-		c := &executor.CopyOp{}
-		if local, ok := v.Inputs[1].Op.(*dag.LocalOp); ok {
-			c.SrcDir = local.Dir
-			c.Options = copyOptions(op, local)
-			c.Options.Reuse = s.reuseFor(ctx, v, inputs[0].layers) // see reuse.go
-		} else if dir, ok := s.dirOf(v.Inputs[1]); ok {
-			c.SrcDir = dir
-			c.Options = copyOptions(op, nil)
-			c.Options.ContextOwner = true
-		} else {
-			c.SrcLowers = s.store.SnapshotDirs(inputs[1].layers)
-			c.Options = copyOptions(op, nil)
-		}
-		if op.Unpack {
-			// Measured now: the free space is what an extraction may fill.
-			limit, err := s.store.ArchiveLimit(s.opts.Build)
-			if err != nil {
-				return nil, err
-			}
-			c.Options.Limits = layer.Limits{MaxBytes: limit}
-		}
-		return s.layerOver(ctx, inputs[0].layers, func(root executor.Rootfs) error {
-			return executor.Apply(ctx, root, executor.FileOp{Copy: c})
-		})
-	case *dag.MkdirOp:
-		return s.layerOver(ctx, inputs[0].layers, func(root executor.Rootfs) error {
-			return executor.Apply(ctx, root, executor.FileOp{Mkdir: &executor.MkdirOp{Path: op.Path, Chown: op.Chown, Mode: op.Mode}})
-		})
-	}
-	return nil, fmt.Errorf("unknown op %T", v.Op)
-}
-
-// layerOver runs fn over an overlay of base and commits what it changed
-// as one more layer.
-func (s *Solver) layerOver(ctx context.Context, base []cache.Layer, fn func(executor.Rootfs) error) ([]cache.Layer, error) {
-	tmp, err := s.store.TempDir("step-")
-	if err != nil {
-		return nil, err
-	}
-	defer s.store.RemoveTemp(tmp)
-	root := executor.Rootfs{Lowers: s.store.SnapshotDirs(base), Upper: filepath.Join(tmp, "upper"), Work: filepath.Join(tmp, "work")}
-	for _, d := range []string{root.Upper, root.Work} {
-		if err := os.Mkdir(d, 0o755); err != nil {
-			return nil, err
-		}
-	}
-	if err := fn(root); err != nil {
-		return nil, err
-	}
-	l, err := s.store.CommitDir(ctx, root.Upper)
-	if err != nil {
-		return nil, err
-	}
-	return append(append([]cache.Layer(nil), base...), l), nil
-}
-
-// image makes sure a base image's layers are in the store.
-func (s *Solver) image(ctx context.Context, op *dag.ImageOp) ([]cache.Layer, error) {
-	if layers, _, err := s.store.ImageLayers(ctx, dag.Digest(op.Digest)); err == nil {
-		return layers, nil
-	}
-	ref := op.Ref
-	if r, err := cache.ParseName(op.Ref); err == nil {
-		ref = r.Context().Name() + "@" + op.Digest
-	}
-	pulled, err := s.store.Pull(ctx, ref, op.Platform, cache.PullMissing)
-	if err != nil {
-		return nil, err
-	}
-	layers, _, err := s.store.ImageLayers(ctx, pulled.Digest)
-	return layers, err
-}
-
-// noCacheFor reports whether v belongs to a stage in Options.NoCacheFilter.
-// The stage is the first word of the progress label "[build 2/5] RUN ...".
-func (s *Solver) noCacheFor(v *dag.Vertex) bool {
-	if len(s.opts.NoCacheFilter) == 0 || !strings.HasPrefix(v.Name, "[") {
-		return false
-	}
-	label, _, _ := strings.Cut(v.Name[1:], "]")
-	f := strings.Fields(label)
-	if len(f) != 2 {
-		return false
-	}
-	for _, st := range s.opts.NoCacheFilter {
-		if strings.EqualFold(st, f[0]) {
-			return true
-		}
-	}
-	return false
 }

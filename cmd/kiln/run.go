@@ -15,6 +15,7 @@ import (
 	"github.com/kiln-build/kiln/cache"
 	"github.com/kiln-build/kiln/executor"
 	"github.com/kiln-build/kiln/executor/seccomp"
+	"github.com/kiln-build/kiln/solver/dag"
 )
 
 type runFlags struct {
@@ -252,7 +253,7 @@ func containerEnv(image, files, flags []string) ([]string, error) {
 		}
 	}
 	if !hasPath {
-		env = append([]string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}, env...)
+		env = append([]string{"PATH=" + dag.DefaultPath}, env...)
 	}
 	return env, nil
 }

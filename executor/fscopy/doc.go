@@ -7,4 +7,9 @@
 // "../" in a source nor a symlink in either tree can reach outside its root.
 // Walk and Copy share one selection engine, so what the solver hashes for
 // the cache key is exactly what gets copied.
+//
+// A change to what Copy or the archive extraction produce for the same
+// options (ownership, modes, times, replacement rules) must bump
+// solver/dag.ExecVersion, or stores keep results made by the old rules
+// under the same keys.
 package fscopy

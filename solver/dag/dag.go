@@ -1,11 +1,6 @@
 package dag
 
-import (
-	"crypto/sha256"
-	"encoding/hex"
-	"encoding/json"
-	"fmt"
-)
+import "fmt"
 
 // Pos is where in the Dockerfile a vertex comes from.
 type Pos struct {
@@ -25,8 +20,25 @@ func (p Pos) String() string {
 type Vertex struct {
 	Op     Op
 	Inputs []*Vertex // what each Op means by Inputs[i] is documented on the Op
-	Name   string    // progress label, e.g. "[build 2/5] RUN make"; not part of the key
-	Pos    Pos       // not part of the key
+
+	// The rest is not part of the key. Name is the progress label, e.g.
+	// "[build 2/5] RUN make"; the fields after it say the same as data, so
+	// that nothing has to parse a label back.
+	Name string
+	Pos  Pos
+	// Stage is the stage the step belongs to: its name (lower case), or
+	// "stage-N" for the unnamed stage N, even in a one-stage Dockerfile
+	// whose labels show none; "" for a vertex outside every stage (the
+	// context, a heredoc, an image only copied from).
+	Stage string
+	// StepIndex is the step's 1-based place among its stage's numbered
+	// steps (the 2 of "[build 2/5]"), StepCount their number (the 5); 0 for
+	// a vertex that is not numbered.
+	StepIndex, StepCount int
+	// Text is the label without its "[build 2/5] " prefix: the instruction
+	// as shown ("RUN make", "ONBUILD COPY . /"), or what an internal vertex
+	// does ("load build context"). "" = Name.
+	Text string
 }
 
 // Op is one of the operations below, always as a pointer (&ExecOp{...});
@@ -141,36 +153,3 @@ func (*CopyOp) Kind() string    { return "copy" }
 func (*MkdirOp) Kind() string   { return "mkdir" }
 func (*InlineOp) Kind() string  { return "inline" }
 func (*HTTPOp) Kind() string    { return "http" }
-
-// version changes whenever an Op's meaning changes, so old cache records
-// are never reused for a new meaning.
-const version = 1
-
-// Digest is a "sha256:<hex>" string.
-type Digest string
-
-// Hex returns the hex part of d.
-func (d Digest) Hex() string {
-	if len(d) > 7 && d[:7] == "sha256:" {
-		return string(d[7:])
-	}
-	return string(d)
-}
-
-// Key is the cache key of op applied to inputs with the given keys. content
-// is the digest of the files the op selects from a LocalOp input, or "".
-// Same op + same input keys + same content ⇒ same key.
-func Key(op Op, inputs []Digest, content Digest) (Digest, error) {
-	b, err := json.Marshal(struct {
-		Version int      `json:"v"`
-		Kind    string   `json:"kind"`
-		Op      Op       `json:"op"`
-		Inputs  []Digest `json:"inputs"`
-		Content Digest   `json:"content,omitempty"`
-	}{version, op.Kind(), op, inputs, content})
-	if err != nil {
-		return "", fmt.Errorf("encoding %s op: %w", op.Kind(), err)
-	}
-	sum := sha256.Sum256(b)
-	return Digest("sha256:" + hex.EncodeToString(sum[:])), nil
-}
