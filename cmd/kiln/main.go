@@ -1,3 +1,5 @@
+//go:build linux
+
 // Command kiln builds OCI images from Dockerfiles and runs containers from
 // them, without a daemon.
 package main
