@@ -9,6 +9,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/kiln-build/kiln/digest"
 )
 
 // writeTree makes n files of size bytes, half random (incompressible) and
@@ -78,7 +80,7 @@ func BenchmarkAutoGCCheck(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		s.Record(context.Background(), digestOf([]byte(fmt.Sprint(i))), []Layer{l})
+		s.Record(context.Background(), digest.FromBytes([]byte(fmt.Sprint(i))), []Layer{l})
 	}
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {

@@ -5,7 +5,6 @@ package cache
 import (
 	"context"
 	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"hash"
@@ -14,17 +13,19 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/kiln-build/kiln/solver/dag"
+	"github.com/kiln-build/kiln/digest"
+	"github.com/kiln-build/kiln/internal/atomicfile"
+	"github.com/kiln-build/kiln/internal/ctxio"
 )
 
 // BlobPath is where the blob with digest d lives (whether or not it exists).
-func (s *Store) BlobPath(d dag.Digest) string {
+func (s *Store) BlobPath(d digest.Digest) string {
 	return filepath.Join(s.root, "blobs", "sha256", d.Hex())
 }
 
 // HasBlob reports whether the blob d is in the store, with its size.
-func (s *Store) HasBlob(d dag.Digest) (int64, bool) {
-	if validHex(d) != nil {
+func (s *Store) HasBlob(d digest.Digest) (int64, bool) {
+	if d.Validate() != nil {
 		return 0, false
 	}
 	fi, err := os.Stat(s.BlobPath(d))
@@ -35,8 +36,8 @@ func (s *Store) HasBlob(d dag.Digest) (int64, bool) {
 }
 
 // OpenBlob opens blob d for reading.
-func (s *Store) OpenBlob(ctx context.Context, d dag.Digest) (io.ReadCloser, error) {
-	if err := validHex(d); err != nil {
+func (s *Store) OpenBlob(ctx context.Context, d digest.Digest) (io.ReadCloser, error) {
+	if err := d.Validate(); err != nil {
 		return nil, err
 	}
 	f, err := os.Open(s.BlobPath(d))
@@ -50,7 +51,7 @@ func (s *Store) OpenBlob(ctx context.Context, d dag.Digest) (io.ReadCloser, erro
 }
 
 // ReadBlob reads a small blob (a manifest or config) whole, verifying it.
-func (s *Store) ReadBlob(ctx context.Context, d dag.Digest) ([]byte, error) {
+func (s *Store) ReadBlob(ctx context.Context, d digest.Digest) ([]byte, error) {
 	rc, err := s.OpenBlob(ctx, d)
 	if err != nil {
 		return nil, err
@@ -60,30 +61,24 @@ func (s *Store) ReadBlob(ctx context.Context, d dag.Digest) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("blob %s: %w", d, err)
 	}
-	if got := digestOf(b); got != d {
+	if got := digest.FromBytes(b); got != d {
 		return nil, fmt.Errorf("blob %s is corrupt (content hashes to %s)", d, got)
 	}
 	return b, nil
 }
 
-func digestOf(b []byte) dag.Digest {
-	sum := sha256.Sum256(b)
-	return dag.Digest("sha256:" + hex.EncodeToString(sum[:]))
-}
-
 // BlobWriter writes one blob: to a temp file, hashed on the way, then
 // fsynced, verified and renamed into place by Commit.
 type BlobWriter struct {
-	s    *Store
-	f    *os.File
-	h    hash.Hash
-	n    int64
-	done bool
+	s *Store
+	f *atomicfile.File
+	h hash.Hash
+	n int64
 }
 
 // NewBlobWriter starts a blob.
 func (s *Store) NewBlobWriter() (*BlobWriter, error) {
-	f, err := os.CreateTemp(filepath.Join(s.root, "tmp"), "blob-")
+	f, err := atomicfile.Create(atomicfile.Options{TempDir: filepath.Join(s.root, "tmp"), Sync: true})
 	if err != nil {
 		return nil, fmt.Errorf("new blob: %w", err)
 	}
@@ -99,37 +94,23 @@ func (w *BlobWriter) Write(p []byte) (int, error) {
 
 // Commit finishes the blob. If expected is not "", the content must hash
 // to it. It returns the blob's digest and size.
-func (w *BlobWriter) Commit(expected dag.Digest) (dag.Digest, int64, error) {
+func (w *BlobWriter) Commit(expected digest.Digest) (digest.Digest, int64, error) {
 	defer w.Close()
-	d := dag.Digest("sha256:" + hex.EncodeToString(w.h.Sum(nil)))
+	d := digest.FromHash(w.h)
 	if expected != "" && expected != d {
 		return "", 0, fmt.Errorf("blob digest mismatch: expected %s, got %s", expected, d)
 	}
-	if err := w.f.Sync(); err != nil {
+	if err := w.f.Commit(w.s.BlobPath(d)); err != nil {
 		return "", 0, fmt.Errorf("blob %s: %w", d, err)
 	}
-	if err := w.f.Close(); err != nil {
-		return "", 0, fmt.Errorf("blob %s: %w", d, err)
-	}
-	if err := os.Rename(w.f.Name(), w.s.BlobPath(d)); err != nil {
-		return "", 0, fmt.Errorf("blob %s: %w", d, err)
-	}
-	w.done = true
 	return d, w.n, nil
 }
 
 // Close abandons an uncommitted blob.
-func (w *BlobWriter) Close() error {
-	if w.done {
-		return nil
-	}
-	w.done = true
-	w.f.Close()
-	return os.Remove(w.f.Name())
-}
+func (w *BlobWriter) Close() error { return w.f.Close() }
 
 // PutBlob stores r's content as a blob and returns its digest and size.
-func (s *Store) PutBlob(ctx context.Context, r io.Reader, expected dag.Digest) (dag.Digest, int64, error) {
+func (s *Store) PutBlob(ctx context.Context, r io.Reader, expected digest.Digest) (digest.Digest, int64, error) {
 	if expected != "" {
 		if n, ok := s.HasBlob(expected); ok {
 			return expected, n, nil
@@ -140,14 +121,14 @@ func (s *Store) PutBlob(ctx context.Context, r io.Reader, expected dag.Digest) (
 		return "", 0, err
 	}
 	defer w.Close()
-	if _, err := io.Copy(w, ctxReader{ctx, r}); err != nil {
+	if _, err := io.Copy(w, ctxio.NewReader(ctx, r)); err != nil {
 		return "", 0, fmt.Errorf("writing blob: %w", err)
 	}
 	return w.Commit(expected)
 }
 
 // PutBlobBytes stores b as a blob, durably.
-func (s *Store) PutBlobBytes(ctx context.Context, b []byte) (dag.Digest, error) {
+func (s *Store) PutBlobBytes(ctx context.Context, b []byte) (digest.Digest, error) {
 	return s.putBlobBytes(b, true)
 }
 
@@ -155,8 +136,8 @@ func (s *Store) PutBlobBytes(ctx context.Context, b []byte) (dag.Digest, error) 
 // the config and manifest of an image built here are no more durable than
 // its snapshots (see the package doc), and an fsync on a busy disk can
 // cost more than the rest of a cached build.
-func (s *Store) putBlobBytes(b []byte, durable bool) (dag.Digest, error) {
-	d := digestOf(b)
+func (s *Store) putBlobBytes(b []byte, durable bool) (digest.Digest, error) {
+	d := digest.FromBytes(b)
 	if _, ok := s.HasBlob(d); ok {
 		return d, nil
 	}
@@ -164,16 +145,4 @@ func (s *Store) putBlobBytes(b []byte, durable bool) (dag.Digest, error) {
 		return "", err
 	}
 	return d, nil
-}
-
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
 }

@@ -8,10 +8,12 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/kiln-build/kiln/digest"
 )
 
 func (s *Store) buildRecordPath(id, ext string) string {
-	return filepath.Join(s.root, "builds", digestOf([]byte(id)).Hex()+ext)
+	return filepath.Join(s.root, "builds", digest.FromBytes([]byte(id)).Hex()+ext)
 }
 
 // ReadBuildRecord loads what the last build with this id recorded (see

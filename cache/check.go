@@ -5,18 +5,15 @@ package cache
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
-	"github.com/kiln-build/kiln/solver/dag"
+	"github.com/kiln-build/kiln/digest"
 )
 
 // Problem is one broken thing Check found.
@@ -36,7 +33,7 @@ func (s *Store) Check(ctx context.Context, repair bool) ([]Problem, error) {
 	add := func(path, format string, args ...any) {
 		probs = append(probs, Problem{Path: path, What: fmt.Sprintf(format, args...), Remove: true})
 	}
-	badBlobs := map[dag.Digest]bool{}
+	badBlobs := map[digest.Digest]bool{}
 	blobDir := filepath.Join(s.root, "blobs", "sha256")
 	ents, err := os.ReadDir(blobDir)
 	if err != nil {
@@ -46,9 +43,9 @@ func (s *Store) Check(ctx context.Context, repair bool) ([]Problem, error) {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		d := dag.Digest("sha256:" + e.Name())
+		d := digest.NewFromHex(e.Name())
 		p := filepath.Join(blobDir, e.Name())
-		if validHex(d) != nil {
+		if d.Validate() != nil {
 			add(p, "not a blob name")
 			continue
 		}
@@ -61,11 +58,11 @@ func (s *Store) Check(ctx context.Context, repair bool) ([]Problem, error) {
 			badBlobs[d] = true
 		}
 	}
-	hasBlob := func(d dag.Digest) bool {
+	hasBlob := func(d digest.Digest) bool {
 		_, ok := s.HasBlob(d)
 		return ok && !badBlobs[d]
 	}
-	goodLayer := map[dag.Digest]bool{}
+	goodLayer := map[digest.Digest]bool{}
 	layerFiles, _ := filepath.Glob(filepath.Join(s.root, "layers", "*.json"))
 	for _, p := range layerFiles {
 		var l Layer
@@ -136,7 +133,7 @@ func (s *Store) Check(ctx context.Context, repair bool) ([]Problem, error) {
 	return probs, nil
 }
 
-func (s *Store) checkImage(ctx context.Context, d dag.Digest, hasBlob func(dag.Digest) bool, goodLayer map[dag.Digest]bool) string {
+func (s *Store) checkImage(ctx context.Context, d digest.Digest, hasBlob func(digest.Digest) bool, goodLayer map[digest.Digest]bool) string {
 	if !hasBlob(d) {
 		return "manifest " + string(d) + " missing or corrupt"
 	}
@@ -148,7 +145,7 @@ func (s *Store) checkImage(ctx context.Context, d dag.Digest, hasBlob func(dag.D
 	if err != nil {
 		return "unreadable manifest: " + err.Error()
 	}
-	cd := dag.Digest(m.Config.Digest.String())
+	cd := digest.Digest(m.Config.Digest.String())
 	if !hasBlob(cd) {
 		return "config " + string(cd) + " missing or corrupt"
 	}
@@ -161,7 +158,7 @@ func (s *Store) checkImage(ctx context.Context, d dag.Digest, hasBlob func(dag.D
 		return "unreadable config: " + err.Error()
 	}
 	for _, id := range cfg.RootFS.DiffIDs {
-		if !goodLayer[dag.Digest(id.String())] {
+		if !goodLayer[digest.Digest(id.String())] {
 			return "layer " + id.String() + " missing or broken"
 		}
 	}
@@ -169,7 +166,7 @@ func (s *Store) checkImage(ctx context.Context, d dag.Digest, hasBlob func(dag.D
 }
 
 // snapshotDigest is the digest of the snapshot of diffID written as a tar.
-func (s *Store) snapshotDigest(ctx context.Context, diffID dag.Digest) (dag.Digest, error) {
+func (s *Store) snapshotDigest(ctx context.Context, diffID digest.Digest) (digest.Digest, error) {
 	l, _, err := diffLayer(ctx, s.SnapshotDir(diffID))
 	return l.DiffID, err
 }
@@ -179,15 +176,12 @@ func dirExists(p string) bool {
 	return err == nil && fi.IsDir()
 }
 
-func fileDigest(p string) (dag.Digest, error) {
+func fileDigest(p string) (digest.Digest, error) {
 	f, err := os.Open(p)
 	if err != nil {
 		return "", err
 	}
 	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", err
-	}
-	return dag.Digest("sha256:" + hex.EncodeToString(h.Sum(nil))), nil
+	d, _, err := digest.FromReader(f)
+	return d, err
 }

@@ -10,6 +10,8 @@ import (
 	"testing"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/kiln-build/kiln/digest"
 )
 
 // Check finds each kind of damage; --repair removes exactly the broken
@@ -42,7 +44,7 @@ func TestCheckAndRepair(t *testing.T) {
 	}
 	good, noBlob, noSnap := layerOf("good"), layerOf("blob goes"), layerOf("snapshot goes")
 	for i, l := range []Layer{good, noBlob, noSnap} {
-		if err := s.Record(ctx, digestOf([]byte{byte(i)}), []Layer{l}); err != nil {
+		if err := s.Record(ctx, digest.FromBytes([]byte{byte(i)}), []Layer{l}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -58,7 +60,7 @@ func TestCheckAndRepair(t *testing.T) {
 	}
 
 	// The damage.
-	if err := s.Tag(ctx, "dangling:1", digestOf([]byte("no such manifest"))); err != nil {
+	if err := s.Tag(ctx, "dangling:1", digest.FromBytes([]byte("no such manifest"))); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.WriteFile(s.BlobPath(noBlob.Digest), []byte("bit rot"), 0o644); err != nil {
@@ -97,14 +99,14 @@ func TestCheckAndRepair(t *testing.T) {
 		t.Errorf("after repair: %v, %v", p, err)
 	}
 	// What was sound survives the repair.
-	if l, err := s.Lookup(ctx, digestOf([]byte{0})); err != nil || l[0] != good {
+	if l, err := s.Lookup(ctx, digest.FromBytes([]byte{0})); err != nil || l[0] != good {
 		t.Errorf("the good record: %v, %v", l, err)
 	}
 	if _, err := s.Resolve(ctx, "good:1"); err != nil {
 		t.Errorf("the good image name: %v", err)
 	}
 	for _, k := range [][]byte{{1}, {2}} {
-		if _, err := s.Lookup(ctx, digestOf(k)); err == nil {
+		if _, err := s.Lookup(ctx, digest.FromBytes(k)); err == nil {
 			t.Errorf("record %v on a broken layer survived", k)
 		}
 	}

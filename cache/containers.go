@@ -11,22 +11,24 @@ import (
 	"strings"
 	"time"
 
-	"github.com/kiln-build/kiln/solver/dag"
+	"github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/kiln-build/kiln/digest"
 )
 
 // Container is a container's record: the image it came from, its writable
 // layer (Dir/upper) and its state.
 type Container struct {
-	ID       string     `json:"id"`
-	Name     string     `json:"name"`
-	Image    string     `json:"image"`
-	Digest   dag.Digest `json:"digest"` // image manifest
-	Command  []string   `json:"command"`
-	Created  time.Time  `json:"created"`
-	Status   string     `json:"status"` // created, running, exited
-	ExitCode int        `json:"exitCode"`
-	Finished time.Time  `json:"finished,omitempty"`
-	Pid      int        `json:"pid,omitempty"`
+	ID       string        `json:"id"`
+	Name     string        `json:"name"`
+	Image    string        `json:"image"`
+	Digest   digest.Digest `json:"digest"` // image manifest
+	Command  []string      `json:"command"`
+	Created  time.Time     `json:"created"`
+	Status   string        `json:"status"` // created, running, exited
+	ExitCode int           `json:"exitCode"`
+	Finished time.Time     `json:"finished,omitempty"`
+	Pid      int           `json:"pid,omitempty"`
 }
 
 // ContainerDir is where container id keeps its upper and work dirs.
@@ -116,4 +118,45 @@ func (s *Store) RemoveContainer(ctx context.Context, id string) error {
 		return fmt.Errorf("removing container %s: %w", id, err)
 	}
 	return os.RemoveAll(tmp)
+}
+
+// ContainerCommit is what `kiln commit` records of a container's change.
+type ContainerCommit struct {
+	Author  string // the image's author and the history entry's, if set
+	Message string // the history entry's comment
+}
+
+// CommitContainer makes an image of the stopped container ref (name, ID or
+// ID prefix): its image with the container's writable layer added on top
+// and a history entry for it, created now. It returns the new image's
+// manifest digest; the container and its image stay as they are.
+func (s *Store) CommitContainer(ctx context.Context, ref string, o ContainerCommit) (digest.Digest, error) {
+	c, err := s.Container(ctx, ref)
+	if err != nil {
+		return "", err
+	}
+	if c.Status == "running" {
+		return "", fmt.Errorf("container %s is running: kiln commits only stopped containers", ref)
+	}
+	layers, cfg, err := s.ImageLayers(ctx, c.Digest)
+	if err != nil {
+		return "", fmt.Errorf("the image of container %s: %w", ref, err)
+	}
+	l, err := s.CommitCopy(ctx, filepath.Join(s.ContainerDir(c.ID), "upper"))
+	if err != nil {
+		return "", err
+	}
+	now := time.Now().UTC()
+	nc := *cfg
+	nc.History = append(append([]v1.History(nil), cfg.History...), v1.History{
+		Created:   v1.Time{Time: now},
+		CreatedBy: fmt.Sprintf("%v", c.Command),
+		Author:    o.Author,
+		Comment:   o.Message,
+	})
+	if o.Author != "" {
+		nc.Author = o.Author
+	}
+	nc.Created = v1.Time{Time: now}
+	return s.CommitImage(ctx, &nc, append(layers, l))
 }

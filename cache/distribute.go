@@ -6,7 +6,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -17,8 +16,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/partial"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
-	"github.com/kiln-build/kiln/cache/layer"
-	"github.com/kiln-build/kiln/solver/dag"
+	"github.com/kiln-build/kiln/digest"
+	"github.com/kiln-build/kiln/layer"
 )
 
 // gzipOf is the compressed media type an export gives a layer of type mt,
@@ -39,7 +38,7 @@ func gzipOf(mt types.MediaType) types.MediaType {
 // earlier export made it, and kept in the store for the next one. The
 // manifest is rewritten to match; the config, and so the image ID, stays.
 // An image whose layers are all compressed is the stored one, unchanged.
-func (s *Store) DistributableImage(ctx context.Context, d dag.Digest) (v1.Image, error) {
+func (s *Store) DistributableImage(ctx context.Context, d digest.Digest) (v1.Image, error) {
 	raw, err := s.ReadBlob(ctx, d)
 	if err != nil {
 		return nil, err
@@ -48,7 +47,7 @@ func (s *Store) DistributableImage(ctx context.Context, d dag.Digest) (v1.Image,
 	if err != nil {
 		return nil, fmt.Errorf("manifest %s: %w", d, err)
 	}
-	cfg, err := s.ReadBlob(ctx, dag.Digest(m.Config.Digest.String()))
+	cfg, err := s.ReadBlob(ctx, digest.Digest(m.Config.Digest.String()))
 	if err != nil {
 		return nil, fmt.Errorf("config of %s: %w", d, err)
 	}
@@ -59,7 +58,7 @@ func (s *Store) DistributableImage(ctx context.Context, d dag.Digest) (v1.Image,
 			continue
 		}
 		// An uncompressed layer's digest is its diffID.
-		l, err := s.Layer(dag.Digest(desc.Digest.String()))
+		l, err := s.Layer(digest.Digest(desc.Digest.String()))
 		if err != nil {
 			return nil, fmt.Errorf("image %s: %w", d, err)
 		}
@@ -114,7 +113,7 @@ func (s *Store) GzipLayer(ctx context.Context, l Layer) (BlobRef, error) {
 	if err != nil {
 		return BlobRef{}, fmt.Errorf("compressing layer %s: %w", l.DiffID, err)
 	}
-	if dag.Digest(diffID) != l.DiffID {
+	if diffID != l.DiffID {
 		return BlobRef{}, fmt.Errorf("compressing layer %s: its tar hashes to %s", l.DiffID, diffID)
 	}
 	d, n, err := w.Commit("")
@@ -151,7 +150,7 @@ func (s *Store) OpenLayerTar(ctx context.Context, l Layer) (io.ReadCloser, error
 }
 
 // snapshotTar streams the snapshot of diffID as a layer tar, verified.
-func (s *Store) snapshotTar(ctx context.Context, diffID dag.Digest) io.ReadCloser {
+func (s *Store) snapshotTar(ctx context.Context, diffID digest.Digest) io.ReadCloser {
 	pr, pw := io.Pipe()
 	go func() {
 		pw.CloseWithError(layer.WriteTar(ctx, pw, s.SnapshotDir(diffID)))
@@ -168,7 +167,7 @@ func (s *Store) snapshotTar(ctx context.Context, diffID dag.Digest) io.ReadClose
 type verifyingReader struct {
 	r     io.Reader
 	h     hash.Hash
-	want  dag.Digest
+	want  digest.Digest
 	close func() error
 }
 
@@ -176,7 +175,7 @@ func (v *verifyingReader) Read(p []byte) (int, error) {
 	n, err := v.r.Read(p)
 	v.h.Write(p[:n])
 	if err == io.EOF {
-		if got := "sha256:" + hex.EncodeToString(v.h.Sum(nil)); dag.Digest(got) != v.want {
+		if got := digest.FromHash(v.h); got != v.want {
 			return n, fmt.Errorf("layer %s is damaged: its content hashes to %s", v.want, got)
 		}
 	}

@@ -16,12 +16,12 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
-	"github.com/kiln-build/kiln/solver/dag"
+	"github.com/kiln-build/kiln/digest"
 )
 
 // builtImage commits files as one layer (fixed mtimes, so two stores make
 // the same tree) and an image of it, in a fresh store.
-func builtImage(t *testing.T, files map[string]string) (*Store, Layer, dag.Digest) {
+func builtImage(t *testing.T, files map[string]string) (*Store, Layer, digest.Digest) {
 	t.Helper()
 	s, err := Open(t.TempDir())
 	if err != nil {
@@ -122,7 +122,7 @@ func TestBuiltLayersAreCompressedOnlyToLeave(t *testing.T) {
 	if m.Layers[0].MediaType != types.OCILayer || m.Layers[0].Digest.String() == string(l.DiffID) {
 		t.Errorf("distributable layer %+v is not gzip", m.Layers[0])
 	}
-	gz := dag.Digest(m.Layers[0].Digest.String())
+	gz := digest.Digest(m.Layers[0].Digest.String())
 	if n, ok := s.HasBlob(gz); !ok || n != m.Layers[0].Size {
 		t.Errorf("gzip blob %s: in store %v, size %d vs %d", gz, ok, n, m.Layers[0].Size)
 	}

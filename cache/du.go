@@ -12,6 +12,8 @@ import (
 	"sort"
 	"strings"
 	"syscall"
+
+	"github.com/kiln-build/kiln/imageref"
 )
 
 // Usage is a count of things and the disk space they take.
@@ -135,7 +137,7 @@ func (s *Store) DiskUsage(ctx context.Context) (DU, error) {
 		}
 	}
 	for _, im := range inv.images {
-		u := ImageUsage{Name: FamiliarName(im.name)}
+		u := ImageUsage{Name: imageref.Familiar(im.name)}
 		for b := range im.blobs {
 			u.Size += inv.blobs[b]
 			if users["b"+b] > 1 {

@@ -14,7 +14,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/kiln-build/kiln/solver/dag"
+	"github.com/kiln-build/kiln/digest"
 )
 
 // GCPolicy is one pass of garbage collection over the cache records (keys/)
@@ -35,8 +35,8 @@ type GCResult struct {
 
 // TouchRecord marks key's record as used now, so GC keeps records in
 // use and collects those unused the longest.
-func (s *Store) TouchRecord(key dag.Digest) {
-	if validHex(key) != nil {
+func (s *Store) TouchRecord(key digest.Digest) {
+	if key.Validate() != nil {
 		return
 	}
 	now := time.Now()
@@ -107,7 +107,7 @@ func (s *Store) inventory(ctx context.Context, w *duWalker) (*inventory, error) 
 		inv.layers[id] = nil
 		if readJSON(filepath.Join(s.root, "layers", e.Name()), &l) == nil {
 			inv.layers[id] = append(inv.layers[id], l.Digest.Hex())
-			if l.Gzip != nil && validHex(l.Gzip.Digest) == nil {
+			if l.Gzip != nil && l.Gzip.Digest.Validate() == nil {
 				inv.layers[id] = append(inv.layers[id], l.Gzip.Digest.Hex())
 			}
 		}
@@ -212,13 +212,13 @@ func (s *Store) readRecords(ctx context.Context, inv *inventory) error {
 // and layer blobs, and its layers (diffIDs). Missing parts are skipped (the
 // image is broken already); a part that cannot be read is an error, so
 // that GC never removes what an image might use.
-func (s *Store) closure(ctx context.Context, name string, d dag.Digest) (invRoot, error) {
+func (s *Store) closure(ctx context.Context, name string, d digest.Digest) (invRoot, error) {
 	r := invRoot{name: name, blobs: map[string]bool{}, layers: map[string]bool{}}
 	err := s.closeOver(ctx, d, r, 0)
 	return r, err
 }
 
-func (s *Store) readIfThere(ctx context.Context, d dag.Digest) ([]byte, error) {
+func (s *Store) readIfThere(ctx context.Context, d digest.Digest) ([]byte, error) {
 	raw, err := s.ReadBlob(ctx, d)
 	if IsNotFound(err) {
 		return nil, nil
@@ -226,8 +226,8 @@ func (s *Store) readIfThere(ctx context.Context, d dag.Digest) ([]byte, error) {
 	return raw, err
 }
 
-func (s *Store) closeOver(ctx context.Context, d dag.Digest, r invRoot, depth int) error {
-	if validHex(d) != nil || depth > 2 {
+func (s *Store) closeOver(ctx context.Context, d digest.Digest, r invRoot, depth int) error {
+	if d.Validate() != nil || depth > 2 {
 		return nil
 	}
 	r.blobs[d.Hex()] = true
@@ -236,9 +236,9 @@ func (s *Store) closeOver(ctx context.Context, d dag.Digest, r invRoot, depth in
 		return err
 	}
 	var m struct {
-		Config    struct{ Digest dag.Digest }   `json:"config"`
-		Layers    []struct{ Digest dag.Digest } `json:"layers"`
-		Manifests []struct{ Digest dag.Digest } `json:"manifests"`
+		Config    struct{ Digest digest.Digest }   `json:"config"`
+		Layers    []struct{ Digest digest.Digest } `json:"layers"`
+		Manifests []struct{ Digest digest.Digest } `json:"manifests"`
 	}
 	if err := json.Unmarshal(raw, &m); err != nil {
 		return fmt.Errorf("manifest %s: %w", d, err)
@@ -249,11 +249,11 @@ func (s *Store) closeOver(ctx context.Context, d dag.Digest, r invRoot, depth in
 		}
 	}
 	for _, l := range m.Layers {
-		if validHex(l.Digest) == nil {
+		if l.Digest.Validate() == nil {
 			r.blobs[l.Digest.Hex()] = true
 		}
 	}
-	if validHex(m.Config.Digest) != nil {
+	if m.Config.Digest.Validate() != nil {
 		return nil
 	}
 	r.blobs[m.Config.Digest.Hex()] = true
@@ -263,7 +263,7 @@ func (s *Store) closeOver(ctx context.Context, d dag.Digest, r invRoot, depth in
 	}
 	var cfg struct {
 		RootFS struct {
-			DiffIDs []dag.Digest `json:"diff_ids"`
+			DiffIDs []digest.Digest `json:"diff_ids"`
 		} `json:"rootfs"`
 	}
 	if err := json.Unmarshal(cb, &cfg); err != nil {

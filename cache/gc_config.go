@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/docker/go-units"
 	"golang.org/x/sys/unix"
 )
 
@@ -221,26 +222,14 @@ func (l *StoreLock) Unlock() error {
 }
 
 // ParseSize parses "20GB", "512MB", "1.5g", "100" (bytes). Like docker's
-// --keep-storage, units are binary: 1GB = 1024³ bytes.
+// --keep-storage, units are binary: 1GB = 1024³ bytes (go-units'
+// RAMInBytes, which docker uses); the error says what to write instead.
 func ParseSize(v string) (int64, error) {
-	s := strings.ToLower(strings.TrimSpace(v))
-	mult := float64(1)
-	for _, u := range []struct {
-		suf string
-		m   float64
-	}{{"tib", 1 << 40}, {"gib", 1 << 30}, {"mib", 1 << 20}, {"kib", 1 << 10},
-		{"tb", 1 << 40}, {"gb", 1 << 30}, {"mb", 1 << 20}, {"kb", 1 << 10},
-		{"t", 1 << 40}, {"g", 1 << 30}, {"m", 1 << 20}, {"k", 1 << 10}, {"b", 1}} {
-		if rest, ok := strings.CutSuffix(s, u.suf); ok {
-			s, mult = strings.TrimSpace(rest), u.m
-			break
-		}
-	}
-	f, err := strconv.ParseFloat(s, 64)
-	if err != nil || f < 0 {
+	n, err := units.RAMInBytes(strings.TrimSpace(v))
+	if err != nil {
 		return 0, fmt.Errorf("invalid size %q (use e.g. 512MB, 20GB)", v)
 	}
-	return int64(f * mult), nil
+	return n, nil
 }
 
 // ParseDuration is time.ParseDuration that also takes days ("7d").

@@ -12,7 +12,7 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
-	"github.com/kiln-build/kiln/solver/dag"
+	"github.com/kiln-build/kiln/digest"
 )
 
 // gcStore is a store with: an image "app" of layers base+a, a record for
@@ -21,7 +21,7 @@ import (
 type gcStore struct {
 	s             *Store
 	base, a, b, c Layer
-	keys          map[string]dag.Digest
+	keys          map[string]digest.Digest
 }
 
 func commitFiles(t *testing.T, s *Store, files map[string]string) Layer {
@@ -42,7 +42,7 @@ func commitFiles(t *testing.T, s *Store, files map[string]string) Layer {
 	return l
 }
 
-func key(n string) dag.Digest { return digestOf([]byte("key " + n)) }
+func key(n string) digest.Digest { return digest.FromBytes([]byte("key " + n)) }
 
 func newGCStore(t *testing.T) *gcStore {
 	t.Helper()
@@ -51,7 +51,7 @@ func newGCStore(t *testing.T) *gcStore {
 	if err != nil {
 		t.Fatal(err)
 	}
-	g := &gcStore{s: s, keys: map[string]dag.Digest{}}
+	g := &gcStore{s: s, keys: map[string]digest.Digest{}}
 	g.base = commitFiles(t, s, map[string]string{"base": "base layer"})
 	g.a = commitFiles(t, s, map[string]string{"a": "layer a"})
 	g.b = commitFiles(t, s, map[string]string{"b": string(make([]byte, 100000))})

@@ -21,62 +21,23 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/partial"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
-	"github.com/kiln-build/kiln/solver/dag"
+	"github.com/kiln-build/kiln/digest"
+	"github.com/kiln-build/kiln/imageref"
 )
 
 // ImageRecord is one name in the store.
 type ImageRecord struct {
-	Name    string     `json:"name"`   // canonical, e.g. docker.io/library/busybox:latest
-	Digest  dag.Digest `json:"digest"` // manifest
-	Created time.Time  `json:"created"`
-}
-
-// ParseName parses an image reference as docker does (a bare name is on
-// docker.io, library/ for one path component, tag latest) and allows
-// plain HTTP for registries on the loopback interface.
-func ParseName(ref string) (name.Reference, error) {
-	opts := []name.Option{name.WeakValidation}
-	if host := strings.SplitN(ref, "/", 2)[0]; strings.Contains(ref, "/") && isLoopback(host) {
-		opts = append(opts, name.Insecure)
-	}
-	r, err := name.ParseReference(ref, opts...)
-	if err != nil {
-		return nil, fmt.Errorf("invalid image reference %q: %w", ref, err)
-	}
-	return r, nil
-}
-
-func isLoopback(host string) bool {
-	h := host
-	if i := strings.LastIndex(h, ":"); i >= 0 && !strings.HasSuffix(h, "]") {
-		h = h[:i]
-	}
-	h = strings.Trim(h, "[]")
-	return h == "localhost" || strings.HasPrefix(h, "127.") || h == "::1"
-}
-
-// CanonicalName is ref's full name in docker's spelling
-// ("docker.io/library/busybox:latest").
-func CanonicalName(r name.Reference) string {
-	s := r.Name()
-	if strings.HasPrefix(s, name.DefaultRegistry+"/") {
-		s = "docker.io/" + strings.TrimPrefix(s, name.DefaultRegistry+"/")
-	}
-	return s
-}
-
-// FamiliarName shortens a canonical name the way docker prints it.
-func FamiliarName(s string) string {
-	s = strings.TrimPrefix(s, "docker.io/")
-	return strings.TrimPrefix(s, "library/")
+	Name    string        `json:"name"`   // canonical, e.g. docker.io/library/busybox:latest
+	Digest  digest.Digest `json:"digest"` // manifest
+	Created time.Time     `json:"created"`
 }
 
 func (s *Store) imagePath(canonical string) string {
-	return filepath.Join(s.root, "images", digestOf([]byte(canonical)).Hex()+".json")
+	return filepath.Join(s.root, "images", digest.FromBytes([]byte(canonical)).Hex()+".json")
 }
 
 // Tag points the name ref at manifest digest d.
-func (s *Store) Tag(ctx context.Context, ref string, d dag.Digest) error {
+func (s *Store) Tag(ctx context.Context, ref string, d digest.Digest) error {
 	return s.tag(ref, d, true)
 }
 
@@ -85,19 +46,19 @@ func (s *Store) Tag(ctx context.Context, ref string, d dag.Digest) error {
 // (see the package doc). A rebuild then does no fsync at all, which on a
 // disk busy writing back other data (ext4 commits the journal for an
 // fsync) saves more than the rest of an incremental build takes.
-func (s *Store) TagBuilt(ctx context.Context, ref string, d dag.Digest) error {
+func (s *Store) TagBuilt(ctx context.Context, ref string, d digest.Digest) error {
 	return s.tag(ref, d, false)
 }
 
-func (s *Store) tag(ref string, d dag.Digest, durable bool) error {
-	r, err := ParseName(ref)
+func (s *Store) tag(ref string, d digest.Digest, durable bool) error {
+	r, err := imageref.Parse(ref)
 	if err != nil {
 		return err
 	}
 	if _, ok := r.(name.Digest); ok {
 		return fmt.Errorf("cannot tag with a digest reference %q", ref)
 	}
-	c := CanonicalName(r)
+	c := imageref.Canonical(r)
 	var old ImageRecord
 	if readJSON(s.imagePath(c), &old) == nil && old.Name == c && old.Digest == d {
 		return nil // a rebuild that changed nothing rewrites (and fsyncs) nothing
@@ -111,11 +72,11 @@ func (s *Store) tag(ref string, d dag.Digest, durable bool) error {
 
 // Untag removes a name.
 func (s *Store) Untag(ctx context.Context, ref string) error {
-	r, err := ParseName(ref)
+	r, err := imageref.Parse(ref)
 	if err != nil {
 		return err
 	}
-	if err := os.Remove(s.imagePath(CanonicalName(r))); err != nil {
+	if err := os.Remove(s.imagePath(imageref.Canonical(r))); err != nil {
 		if os.IsNotExist(err) {
 			return fmt.Errorf("image %s: %w", ref, ErrNotFound)
 		}
@@ -127,7 +88,7 @@ func (s *Store) Untag(ctx context.Context, ref string) error {
 // Resolve returns the manifest digest that ref names in the store: a
 // tag, a digest reference, or a (prefix of a) manifest digest.
 func (s *Store) Resolve(ctx context.Context, ref string) (ImageRecord, error) {
-	if d := strings.TrimPrefix(ref, "sha256:"); len(d) >= 12 && isHex(d) {
+	if d := digest.Digest(ref).Hex(); len(d) >= 12 && isHex(d) {
 		recs, _ := s.Images(ctx)
 		for _, r := range recs {
 			if strings.HasPrefix(r.Digest.Hex(), d) {
@@ -135,19 +96,19 @@ func (s *Store) Resolve(ctx context.Context, ref string) (ImageRecord, error) {
 			}
 		}
 	}
-	r, err := ParseName(ref)
+	r, err := imageref.Parse(ref)
 	if err != nil {
 		return ImageRecord{}, err
 	}
 	if dg, ok := r.(name.Digest); ok {
-		d := dag.Digest(dg.DigestStr())
+		d := digest.Digest(dg.DigestStr())
 		if _, ok := s.HasBlob(d); ok {
-			return ImageRecord{Name: CanonicalName(r), Digest: d}, nil
+			return ImageRecord{Name: imageref.Canonical(r), Digest: d}, nil
 		}
 		return ImageRecord{}, fmt.Errorf("image %s: %w", ref, ErrNotFound)
 	}
 	var rec ImageRecord
-	if err := readJSON(s.imagePath(CanonicalName(r)), &rec); err != nil {
+	if err := readJSON(s.imagePath(imageref.Canonical(r)), &rec); err != nil {
 		return ImageRecord{}, fmt.Errorf("image %s: %w", ref, ErrNotFound)
 	}
 	if _, ok := s.HasBlob(rec.Digest); !ok {
@@ -187,7 +148,7 @@ func (s *Store) Images(ctx context.Context) ([]ImageRecord, error) {
 // whose layers are the stored blobs as its manifest names them (never
 // recompressed; a layer built here is its snapshot's tar). What leaves the
 // machine is DistributableImage.
-func (s *Store) Image(ctx context.Context, manifest dag.Digest) (v1.Image, error) {
+func (s *Store) Image(ctx context.Context, manifest digest.Digest) (v1.Image, error) {
 	raw, err := s.ReadBlob(ctx, manifest)
 	if err != nil {
 		return nil, err
@@ -196,16 +157,30 @@ func (s *Store) Image(ctx context.Context, manifest dag.Digest) (v1.Image, error
 	if err != nil {
 		return nil, fmt.Errorf("manifest %s: %w", manifest, err)
 	}
-	cfg, err := s.ReadBlob(ctx, dag.Digest(m.Config.Digest.String()))
+	cfg, err := s.ReadBlob(ctx, digest.Digest(m.Config.Digest.String()))
 	if err != nil {
 		return nil, fmt.Errorf("config of %s: %w", manifest, err)
 	}
 	return partial.CompressedToImage(&storeImage{s: s, ctx: ctx, manifest: raw, m: m, config: cfg})
 }
 
+// ImageID is the ID of the stored image with manifest d: its config
+// digest, as docker prints it.
+func (s *Store) ImageID(ctx context.Context, d digest.Digest) (digest.Digest, error) {
+	b, err := s.ReadBlob(ctx, d)
+	if err != nil {
+		return "", err
+	}
+	m, err := v1.ParseManifest(bytes.NewReader(b))
+	if err != nil {
+		return "", fmt.Errorf("manifest %s: %w", d, err)
+	}
+	return digest.Digest(m.Config.Digest.String()), nil
+}
+
 // ImageLayers returns the stored layers of the image with manifest d,
 // bottom first, and its config.
-func (s *Store) ImageLayers(ctx context.Context, d dag.Digest) ([]Layer, *v1.ConfigFile, error) {
+func (s *Store) ImageLayers(ctx context.Context, d digest.Digest) ([]Layer, *v1.ConfigFile, error) {
 	img, err := s.Image(ctx, d)
 	if err != nil {
 		return nil, nil, err
@@ -216,7 +191,7 @@ func (s *Store) ImageLayers(ctx context.Context, d dag.Digest) ([]Layer, *v1.Con
 	}
 	out := make([]Layer, 0, len(cfg.RootFS.DiffIDs))
 	for _, id := range cfg.RootFS.DiffIDs {
-		l, err := s.Layer(dag.Digest(id.String()))
+		l, err := s.Layer(digest.Digest(id.String()))
 		if err != nil {
 			return nil, nil, fmt.Errorf("image %s: %w", d, err)
 		}
@@ -264,7 +239,7 @@ func (l *storeLayer) MediaType() (types.MediaType, error) { return l.desc.MediaT
 // Compressed is the blob as the manifest names it: for an uncompressed
 // layer built here, whose blob is not on disk, its snapshot's tar.
 func (l *storeLayer) Compressed() (io.ReadCloser, error) {
-	d := dag.Digest(l.desc.Digest.String())
+	d := digest.Digest(l.desc.Digest.String())
 	rc, err := l.s.OpenBlob(l.ctx, d)
 	if err == nil || !IsNotFound(err) || gzipOf(l.desc.MediaType) == "" {
 		return rc, err
@@ -278,7 +253,7 @@ func (l *storeLayer) Compressed() (io.ReadCloser, error) {
 
 // CommitImage writes cfg (with RootFS set from layers) and an OCI
 // manifest for layers to the store and returns the manifest digest.
-func (s *Store) CommitImage(ctx context.Context, cfg *v1.ConfigFile, layers []Layer, extras ...ConfigExtras) (dag.Digest, error) {
+func (s *Store) CommitImage(ctx context.Context, cfg *v1.ConfigFile, layers []Layer, extras ...ConfigExtras) (digest.Digest, error) {
 	c := *cfg
 	c.RootFS = v1.RootFS{Type: "layers", DiffIDs: make([]v1.Hash, len(layers))}
 	for i, l := range layers {
@@ -322,7 +297,7 @@ func (s *Store) CommitImage(ctx context.Context, cfg *v1.ConfigFile, layers []La
 
 // ImportImage stores img (its layers unpacked into snapshots) and returns
 // its manifest digest. Layers already in the store are not read again.
-func (s *Store) ImportImage(ctx context.Context, img v1.Image) (dag.Digest, error) {
+func (s *Store) ImportImage(ctx context.Context, img v1.Image) (digest.Digest, error) {
 	cfg, err := img.ConfigFile()
 	if err != nil {
 		return "", fmt.Errorf("reading image config: %w", err)
@@ -335,7 +310,7 @@ func (s *Store) ImportImage(ctx context.Context, img v1.Image) (dag.Digest, erro
 		return "", fmt.Errorf("image has %d layers but its config lists %d diff_ids", len(layers), len(cfg.RootFS.DiffIDs))
 	}
 	for i, l := range layers {
-		diffID := dag.Digest(cfg.RootFS.DiffIDs[i].String())
+		diffID := digest.Digest(cfg.RootFS.DiffIDs[i].String())
 		if _, err := s.Layer(diffID); err == nil {
 			continue
 		}
@@ -351,7 +326,7 @@ func (s *Store) ImportImage(ctx context.Context, img v1.Image) (dag.Digest, erro
 		if err != nil {
 			return "", fmt.Errorf("fetching layer %s: %w", d, err)
 		}
-		_, err = s.ImportLayer(ctx, rc, dag.Digest(d.String()), diffID, string(mt))
+		_, err = s.ImportLayer(ctx, rc, digest.Digest(d.String()), diffID, string(mt))
 		rc.Close()
 		if err != nil {
 			return "", err
@@ -374,8 +349,8 @@ func (s *Store) ImportImage(ctx context.Context, img v1.Image) (dag.Digest, erro
 // LookupImage returns the manifest recorded for an image key: the digest
 // of an image's config minus its timestamps, plus its layers. A fully
 // cached rebuild thus gives back the same image, as BuildKit does.
-func (s *Store) LookupImage(ctx context.Context, key dag.Digest) (dag.Digest, error) {
-	if err := validHex(key); err != nil {
+func (s *Store) LookupImage(ctx context.Context, key digest.Digest) (digest.Digest, error) {
+	if err := key.Validate(); err != nil {
 		return "", err
 	}
 	var r ImageRecord
@@ -389,15 +364,15 @@ func (s *Store) LookupImage(ctx context.Context, key dag.Digest) (dag.Digest, er
 }
 
 // RecordImage remembers that key made the image with manifest d.
-func (s *Store) RecordImage(ctx context.Context, key, d dag.Digest) error {
-	if err := validHex(key); err != nil {
+func (s *Store) RecordImage(ctx context.Context, key, d digest.Digest) error {
+	if err := key.Validate(); err != nil {
 		return err
 	}
 	return s.writeRecord(filepath.Join(s.root, "keys", key.Hex()+".image.json"), ImageRecord{Digest: d, Created: time.Now().UTC()})
 }
 
 // ImageKey is the key LookupImage uses for cfg (timestamps ignored) over layers.
-func ImageKey(cfg *v1.ConfigFile, layers []Layer, extras ...ConfigExtras) (dag.Digest, error) {
+func ImageKey(cfg *v1.ConfigFile, layers []Layer, extras ...ConfigExtras) (digest.Digest, error) {
 	c := *cfg
 	c.Created = v1.Time{}
 	c.History = append([]v1.History(nil), cfg.History...)
@@ -418,7 +393,7 @@ func ImageKey(cfg *v1.ConfigFile, layers []Layer, extras ...ConfigExtras) (dag.D
 	if err != nil {
 		return "", err
 	}
-	return digestOf(b), nil
+	return digest.FromBytes(b), nil
 }
 
 // ConfigExtras are image config fields that go-containerregistry's

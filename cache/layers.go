@@ -5,7 +5,6 @@ package cache
 import (
 	"context"
 	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -13,8 +12,9 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/kiln-build/kiln/cache/layer"
-	"github.com/kiln-build/kiln/solver/dag"
+	"github.com/kiln-build/kiln/digest"
+	"github.com/kiln-build/kiln/internal/ctxio"
+	"github.com/kiln-build/kiln/layer"
 )
 
 // OCI layer media types.
@@ -29,10 +29,10 @@ const (
 // uncompressed (see FromSnapshot): its blob is the snapshot's tar, made on
 // demand, and its gzip form is made only when it leaves the machine.
 type Layer struct {
-	DiffID    dag.Digest `json:"diffID"`
-	Digest    dag.Digest `json:"digest"`
-	Size      int64      `json:"size"`
-	MediaType string     `json:"mediaType"`
+	DiffID    digest.Digest `json:"diffID"`
+	Digest    digest.Digest `json:"digest"`
+	Size      int64         `json:"size"`
+	MediaType string        `json:"mediaType"`
 }
 
 // FromSnapshot reports whether l's blob is its snapshot written as a layer
@@ -52,13 +52,13 @@ type layerRecord struct {
 
 // BlobRef names a blob in the store.
 type BlobRef struct {
-	Digest dag.Digest `json:"digest"`
-	Size   int64      `json:"size"`
+	Digest digest.Digest `json:"digest"`
+	Size   int64         `json:"size"`
 }
 
 // SnapshotDir is the unpacked, overlay-format directory of the layer with
 // the given diffID.
-func (s *Store) SnapshotDir(diffID dag.Digest) string {
+func (s *Store) SnapshotDir(diffID digest.Digest) string {
 	return filepath.Join(s.root, "snapshots", diffID.Hex())
 }
 
@@ -71,14 +71,14 @@ func (s *Store) SnapshotDirs(layers []Layer) []string {
 	return out
 }
 
-func (s *Store) layerPath(diffID dag.Digest) string {
+func (s *Store) layerPath(diffID digest.Digest) string {
 	return filepath.Join(s.root, "layers", diffID.Hex()+".json")
 }
 
 // Layer returns the stored layer with diffID, if its record, blob and
 // snapshot are all present.
-func (s *Store) Layer(diffID dag.Digest) (Layer, error) {
-	if err := validHex(diffID); err != nil {
+func (s *Store) Layer(diffID digest.Digest) (Layer, error) {
+	if err := diffID.Validate(); err != nil {
 		return Layer{}, err
 	}
 	var l Layer
@@ -118,24 +118,13 @@ func (s *Store) CommitDir(ctx context.Context, dir string) (Layer, error) {
 // size), and the bytes dir takes on disk.
 func diffLayer(ctx context.Context, dir string) (Layer, int64, error) {
 	h := sha256.New()
-	cw := &countWriter{w: h}
+	cw := ctxio.NewWriter(ctx, h)
 	du, err := layer.WriteTarDU(ctx, cw, dir)
 	if err != nil {
 		return Layer{}, 0, fmt.Errorf("diffing %s: %w", dir, err)
 	}
-	d := dag.Digest("sha256:" + hex.EncodeToString(h.Sum(nil)))
-	return Layer{DiffID: d, Digest: d, Size: cw.n, MediaType: MediaTypeLayerTar}, du, nil
-}
-
-type countWriter struct {
-	w io.Writer
-	n int64
-}
-
-func (c *countWriter) Write(p []byte) (int, error) {
-	n, err := c.w.Write(p)
-	c.n += int64(n)
-	return n, err
+	d := digest.FromHash(h)
+	return Layer{DiffID: d, Digest: d, Size: cw.N, MediaType: MediaTypeLayerTar}, du, nil
 }
 
 // writeLayerRecord writes layers/<diffID>.json: durably for a layer whose
@@ -149,26 +138,26 @@ func (s *Store) writeLayerRecord(r layerRecord) error {
 }
 
 // ImportLayer stores a compressed layer blob read from r (a registry, an
-// archive) and unpacks it into its snapshot. digest and diffID, when
+// archive) and unpacks it into its snapshot. blob (its digest) and diffID, when
 // known, are verified. The blob is written and unpacked in one pass over
 // r; nothing is recorded unless both digests check out.
-func (s *Store) ImportLayer(ctx context.Context, r io.Reader, digest, diffID dag.Digest, mediaType string) (Layer, error) {
+func (s *Store) ImportLayer(ctx context.Context, r io.Reader, blob, diffID digest.Digest, mediaType string) (Layer, error) {
 	if diffID != "" {
 		if l, err := s.Layer(diffID); err == nil {
 			return l, nil
 		}
 	}
 	var l Layer
-	if size, ok := s.HasBlob(digest); ok {
+	if size, ok := s.HasBlob(blob); ok {
 		// Blob already here (a layer record went missing): unpack it.
 		var err error
-		if l, err = s.unpackBlob(ctx, digest, diffID); err != nil {
+		if l, err = s.unpackBlob(ctx, blob, diffID); err != nil {
 			return Layer{}, err
 		}
 		l.Size = size
 	} else {
 		var err error
-		if l, err = s.fetchLayer(ctx, r, digest, diffID); err != nil {
+		if l, err = s.fetchLayer(ctx, r, blob, diffID); err != nil {
 			return Layer{}, err
 		}
 	}
@@ -180,25 +169,25 @@ func (s *Store) ImportLayer(ctx context.Context, r io.Reader, digest, diffID dag
 }
 
 // fetchLayer writes the blob read from r and unpacks it at the same time.
-func (s *Store) fetchLayer(ctx context.Context, r io.Reader, digest, diffID dag.Digest) (Layer, error) {
+func (s *Store) fetchLayer(ctx context.Context, r io.Reader, blob, diffID digest.Digest) (Layer, error) {
 	w, err := s.NewBlobWriter()
 	if err != nil {
 		return Layer{}, err
 	}
 	defer w.Close()
-	tee := io.TeeReader(ctxReader{ctx, r}, w)
+	tee := io.TeeReader(ctxio.NewReader(ctx, r), w)
 	got, err := s.unpack(ctx, tee, diffID)
 	if err != nil {
-		return Layer{}, fmt.Errorf("layer %s: %w", digest, err)
+		return Layer{}, fmt.Errorf("layer %s: %w", blob, err)
 	}
 	defer s.RemoveTemp(got.tmp)
 	// The blob is every byte of r, including any after the compressed stream.
 	if _, err := io.Copy(io.Discard, tee); err != nil {
-		return Layer{}, fmt.Errorf("layer %s: %w", digest, err)
+		return Layer{}, fmt.Errorf("layer %s: %w", blob, err)
 	}
-	d, size, err := w.Commit(digest)
+	d, size, err := w.Commit(blob)
 	if err != nil {
-		return Layer{}, fmt.Errorf("layer %s: %w", digest, err)
+		return Layer{}, fmt.Errorf("layer %s: %w", blob, err)
 	}
 	if err := renameDir(got.tmp, s.SnapshotDir(got.diffID)); err != nil {
 		return Layer{}, err
@@ -207,7 +196,7 @@ func (s *Store) fetchLayer(ctx context.Context, r io.Reader, digest, diffID dag.
 }
 
 // unpackBlob extracts blob d into the snapshot of its diffID.
-func (s *Store) unpackBlob(ctx context.Context, d, diffID dag.Digest) (Layer, error) {
+func (s *Store) unpackBlob(ctx context.Context, d, diffID digest.Digest) (Layer, error) {
 	rc, err := s.OpenBlob(ctx, d)
 	if err != nil {
 		return Layer{}, err
@@ -226,13 +215,13 @@ func (s *Store) unpackBlob(ctx context.Context, d, diffID dag.Digest) (Layer, er
 
 type unpacked struct {
 	tmp    string // the snapshot, still in a temp dir of the store
-	diffID dag.Digest
+	diffID digest.Digest
 }
 
 // unpack decompresses the layer blob read from r into a new temp dir and
 // checks its diffID (when not ""). The caller removes tmp (RemoveTemp)
 // after renaming it into place or on error.
-func (s *Store) unpack(ctx context.Context, r io.Reader, diffID dag.Digest) (unpacked, error) {
+func (s *Store) unpack(ctx context.Context, r io.Reader, diffID digest.Digest) (unpacked, error) {
 	ur, err := layer.Decompress(r)
 	if err != nil {
 		return unpacked{}, err
@@ -268,7 +257,7 @@ func (s *Store) unpack(ctx context.Context, r io.Reader, diffID dag.Digest) (unp
 	if _, err := io.Copy(h, ur); err != nil {
 		return fail(fmt.Errorf("unpacking: %w", err))
 	}
-	got := dag.Digest("sha256:" + hex.EncodeToString(h.Sum(nil)))
+	got := digest.FromHash(h)
 	if diffID != "" && got != diffID {
 		return fail(fmt.Errorf("uncompressed content hashes to %s, config says %s", got, diffID))
 	}
@@ -287,18 +276,18 @@ func ociLayerType(mt string) string {
 
 // record is what a cache key resolves to: a chain of layers, bottom first.
 type record struct {
-	Layers  []dag.Digest `json:"layers"` // diffIDs
-	Created time.Time    `json:"created"`
+	Layers  []digest.Digest `json:"layers"` // diffIDs
+	Created time.Time       `json:"created"`
 }
 
-func (s *Store) keyPath(key dag.Digest) string {
+func (s *Store) keyPath(key digest.Digest) string {
 	return filepath.Join(s.root, "keys", key.Hex()+".json")
 }
 
 // Lookup returns the layer chain recorded for key, if it and every layer
 // it names are still in the store.
-func (s *Store) Lookup(ctx context.Context, key dag.Digest) ([]Layer, error) {
-	if err := validHex(key); err != nil {
+func (s *Store) Lookup(ctx context.Context, key digest.Digest) ([]Layer, error) {
+	if err := key.Validate(); err != nil {
 		return nil, err
 	}
 	var r record
@@ -317,11 +306,11 @@ func (s *Store) Lookup(ctx context.Context, key dag.Digest) ([]Layer, error) {
 }
 
 // Record remembers that key produced layers.
-func (s *Store) Record(ctx context.Context, key dag.Digest, layers []Layer) error {
-	if err := validHex(key); err != nil {
+func (s *Store) Record(ctx context.Context, key digest.Digest, layers []Layer) error {
+	if err := key.Validate(); err != nil {
 		return err
 	}
-	r := record{Layers: make([]dag.Digest, len(layers)), Created: time.Now().UTC()}
+	r := record{Layers: make([]digest.Digest, len(layers)), Created: time.Now().UTC()}
 	for i, l := range layers {
 		r.Layers[i] = l.DiffID
 	}

@@ -11,7 +11,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/kiln-build/kiln/solver/dag"
+	"github.com/kiln-build/kiln/digest"
 )
 
 // LockKey takes an exclusive lock on cache key k, across goroutines and
@@ -19,8 +19,8 @@ import (
 // second one waits, then finds the first one's record. Keys share 4096 lock
 // files (by the first hex digits), so no lock file is ever created per key
 // or removed while someone waits on it. Cancelling ctx abandons the wait.
-func (s *Store) LockKey(ctx context.Context, k dag.Digest) (unlock func(), err error) {
-	if err := validHex(k); err != nil {
+func (s *Store) LockKey(ctx context.Context, k digest.Digest) (unlock func(), err error) {
+	if err := k.Validate(); err != nil {
 		return nil, err
 	}
 	return s.lockFile(ctx, k.Hex()[:3], string(k))
@@ -29,7 +29,7 @@ func (s *Store) LockKey(ctx context.Context, k dag.Digest) (unlock func(), err e
 // LockCacheMount takes the exclusive lock of a cache mount instance (its
 // own lock files, apart from the key locks a step holds meanwhile).
 func (s *Store) LockCacheMount(ctx context.Context, id string, instance int) (unlock func(), err error) {
-	name := fmt.Sprintf("cache-%s-%d", digestOf([]byte(id)).Hex()[:32], instance)
+	name := fmt.Sprintf("cache-%s-%d", digest.FromBytes([]byte(id)).Hex()[:32], instance)
 	return s.lockFile(ctx, name, "cache mount "+id)
 }
 

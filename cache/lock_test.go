@@ -8,6 +8,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/kiln-build/kiln/digest"
 )
 
 // LockKey excludes across store handles (each its own open file, as two
@@ -23,13 +25,13 @@ func TestLockKey(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	key := digestOf([]byte("step"))
+	key := digest.FromBytes([]byte("step"))
 	unlock, err := a.LockKey(t.Context(), key)
 	if err != nil {
 		t.Fatal(err)
 	}
 	// Another key is free (keys whose first hex digits differ).
-	other := digestOf([]byte("other step"))
+	other := digest.FromBytes([]byte("other step"))
 	if other.Hex()[:3] == key.Hex()[:3] {
 		t.Fatal("pick another key")
 	}

@@ -10,7 +10,8 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
-	"github.com/kiln-build/kiln/solver/dag"
+	"github.com/kiln-build/kiln/digest"
+	"github.com/kiln-build/kiln/imageref"
 )
 
 // PullPolicy says when to ask the registry.
@@ -25,7 +26,7 @@ const (
 // Pulled is an image that is now in the store.
 type Pulled struct {
 	Name   string // canonical
-	Digest dag.Digest
+	Digest digest.Digest
 	Config *v1.ConfigFile
 }
 
@@ -33,11 +34,11 @@ type Pulled struct {
 // according to policy, and tags it under its canonical name (unless it is a
 // digest reference). platform is "os/arch[/variant]".
 func (s *Store) Pull(ctx context.Context, ref, platform string, policy PullPolicy) (Pulled, error) {
-	r, err := ParseName(ref)
+	r, err := imageref.Parse(ref)
 	if err != nil {
 		return Pulled{}, err
 	}
-	canonical := CanonicalName(r)
+	canonical := imageref.Canonical(r)
 	if policy != PullAlways {
 		if rec, err := s.Resolve(ctx, ref); err == nil {
 			if _, cfg, err := s.ImageLayers(ctx, rec.Digest); err == nil {

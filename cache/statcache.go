@@ -13,6 +13,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/kiln-build/kiln/internal/atomicfile"
 )
 
 // racyWindow is how close to its hashing a file's last change may be
@@ -178,18 +180,9 @@ func (c *StatCache) Save(s *Store) error {
 	if !c.dirty {
 		return nil
 	}
-	f, err := os.CreateTemp(filepath.Join(s.root, "tmp"), "statcache-")
-	if err != nil {
-		return fmt.Errorf("saving stat cache: %w", err)
-	}
-	defer os.Remove(f.Name())
-	err = encodeStatCache(f, c.entries)
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(f.Name(), c.path)
-	}
+	err := atomicfile.WriteFile(c.path, atomicfile.Options{TempDir: filepath.Join(s.root, "tmp")}, func(w io.Writer) error {
+		return encodeStatCache(w, c.entries)
+	})
 	if err != nil {
 		return fmt.Errorf("saving stat cache: %w", err)
 	}

@@ -8,14 +8,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"syscall"
 
-	"github.com/kiln-build/kiln/solver/dag"
+	"github.com/kiln-build/kiln/internal/atomicfile"
 )
 
 // ErrNotFound is wrapped by every lookup that finds nothing.
@@ -111,17 +111,6 @@ func randomID() string {
 	return hex.EncodeToString(b[:])
 }
 
-func validHex(d dag.Digest) error {
-	h := d.Hex()
-	if !strings.HasPrefix(string(d), "sha256:") || len(h) != 64 {
-		return fmt.Errorf("invalid digest %q", d)
-	}
-	if _, err := hex.DecodeString(h); err != nil {
-		return fmt.Errorf("invalid digest %q", d)
-	}
-	return nil
-}
-
 // writeJSON writes v to path atomically and durably.
 func (s *Store) writeJSON(path string, v any) error {
 	b, err := json.MarshalIndent(v, "", "  ")
@@ -157,25 +146,11 @@ func (s *Store) writeFileNoSync(path string, b []byte) error {
 }
 
 func (s *Store) writeFileSync(path string, b []byte, sync bool) error {
-	f, err := os.CreateTemp(filepath.Join(s.root, "tmp"), "w-")
-	if err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	defer os.Remove(f.Name())
-	if _, err := f.Write(b); err != nil {
-		f.Close()
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	if sync {
-		if err := f.Sync(); err != nil {
-			f.Close()
-			return fmt.Errorf("writing %s: %w", path, err)
-		}
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	if err := os.Rename(f.Name(), path); err != nil {
+	o := atomicfile.Options{TempDir: filepath.Join(s.root, "tmp"), Sync: sync}
+	if err := atomicfile.WriteFile(path, o, func(w io.Writer) error {
+		_, err := w.Write(b)
+		return err
+	}); err != nil {
 		return fmt.Errorf("writing %s: %w", path, err)
 	}
 	return nil

@@ -10,12 +10,12 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/kiln-build/kiln/containerenv"
 	"github.com/kiln-build/kiln/executor/user"
-	"github.com/kiln-build/kiln/solver/dag"
 )
 
 // defaultPath is used to find the program when the env has no PATH.
-const defaultPath = dag.DefaultPath
+const defaultPath = containerenv.DefaultPath
 
 // runChild sets up the container around itself and execs the user's
 // program. It returns only on a setup failure.

@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/kiln-build/kiln/executor"
+	"github.com/kiln-build/kiln/xattr"
 )
 
 func requireRoot(t *testing.T) {
@@ -161,25 +162,23 @@ func fileType(st unix.Stat_t) string {
 // bookkeeping ones a layer differ skips anyway (origin, impure).
 func overlayXattrs(t *testing.T, p string) []string {
 	t.Helper()
-	buf := make([]byte, 4096)
-	n, err := unix.Llistxattr(p, buf)
+	names, err := xattr.List(p)
 	if err != nil {
 		t.Fatalf("listxattr %s: %v", p, err)
 	}
 	var out []string
-	for _, name := range strings.Split(string(buf[:n]), "\x00") {
+	for _, name := range names {
 		if !strings.HasPrefix(name, "trusted.overlay.") {
 			continue
 		}
 		if name == "trusted.overlay.origin" || name == "trusted.overlay.impure" {
 			continue
 		}
-		val := make([]byte, 256)
-		vn, err := unix.Lgetxattr(p, name, val)
+		val, err := xattr.Get(p, name)
 		if err != nil {
 			t.Fatalf("getxattr %s %s: %v", p, name, err)
 		}
-		out = append(out, name+"="+string(val[:vn]))
+		out = append(out, name+"="+string(val))
 	}
 	sort.Strings(out)
 	return out

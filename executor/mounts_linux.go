@@ -12,6 +12,8 @@ import (
 
 	pathrs "github.com/cyphar/filepath-securejoin/pathrs-lite"
 	"golang.org/x/sys/unix"
+
+	"github.com/kiln-build/kiln/xattr"
 )
 
 // stubs are what extraMounts created in the rootfs for its mount points.
@@ -395,7 +397,7 @@ func unchangedCopyUp(upper string, lowers []string, rel string) bool {
 	if names, err := f.Readdirnames(1); err != io.EOF || len(names) > 0 {
 		return false
 	}
-	if sz, _ := unix.Fgetxattr(fd, "trusted.overlay.opaque", nil); sz > 0 {
+	if v, _ := xattr.FGet(fd, "trusted.overlay.opaque"); len(v) > 0 {
 		return false
 	}
 	for i := len(lowers) - 1; i >= 0; i-- {

@@ -1,4 +1,7 @@
-// Package exporter writes built images out of kiln: as OCI image layouts
-// (directories or tars), as docker-archive tars, or as the plain filesystem,
-// and parses the --output flag that chooses between them.
+// Package exporter writes images out of kiln's store where --output says
+// (Export): a name in the store, a push to a registry, an OCI image layout
+// (a directory or a tar), a docker-archive tar or the plain filesystem. It
+// parses the --output flag and reads archives back for `kiln load`. It
+// imports no kiln package but leaves: the store comes in as the small
+// Images interface.
 package exporter

@@ -10,6 +10,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
+
+	"github.com/kiln-build/kiln/internal/ctxio"
 )
 
 // WriteDockerArchive writes img to w in the format of `docker save`
@@ -22,7 +24,7 @@ func WriteDockerArchive(ctx context.Context, w io.Writer, img v1.Image, ref stri
 	if err != nil {
 		return fmt.Errorf("writing docker archive: image name %q: %w", ref, err)
 	}
-	if err := tarball.Write(tag, img, &ctxWriter{ctx: ctx, w: w}); err != nil {
+	if err := tarball.Write(tag, img, ctxio.NewWriter(ctx, w)); err != nil {
 		return fmt.Errorf("writing docker archive of %s: %w", ref, err)
 	}
 	return nil

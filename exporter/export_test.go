@@ -67,14 +67,14 @@ func TestExportFiles(t *testing.T) {
 			out, err := ParseOutput(tc.output)
 			must(t, err)
 			var stdout bytes.Buffer
-			must(t, Export(t.Context(), out, img, &stdout))
+			must(t, Write(t.Context(), out, img, &stdout))
 			if out.Dest != "-" && stdout.Len() > 0 {
 				t.Errorf("Export to %s wrote %d bytes to stdout", out.Dest, stdout.Len())
 			}
 			tc.check(t, out.Dest, stdout.Bytes())
 		})
 	}
-	if tmp, _ := filepath.Glob(filepath.Join(dir, ".kiln-export-*")); len(tmp) > 0 {
+	if tmp, _ := filepath.Glob(filepath.Join(dir, ".tmp-*")); len(tmp) > 0 {
 		t.Errorf("temporary files left: %v", tmp)
 	}
 }
@@ -86,7 +86,7 @@ func TestExportLocal(t *testing.T) {
 	dest := filepath.Join(t.TempDir(), "out")
 	out, err := ParseOutput(dest)
 	must(t, err)
-	must(t, Export(t.Context(), out, testImage(t), nil))
+	must(t, Write(t.Context(), out, testImage(t), nil))
 	b, err := os.ReadFile(filepath.Join(dest, "etc", "hello"))
 	if err != nil || string(b) != "hello\n" {
 		t.Errorf("etc/hello: %q, %v", b, err)
@@ -100,13 +100,13 @@ func TestExportFailureLeavesNoFile(t *testing.T) {
 	dest := filepath.Join(t.TempDir(), "x.tar")
 	out, err := ParseOutput("type=docker,dest=" + dest + ",name=BAD NAME")
 	must(t, err)
-	if err := Export(t.Context(), out, testImage(t), nil); err == nil {
-		t.Fatal("Export with an invalid name succeeded")
+	if err := Write(t.Context(), out, testImage(t), nil); err == nil {
+		t.Fatal("Write with an invalid name succeeded")
 	}
 	if ents, _ := os.ReadDir(filepath.Dir(dest)); len(ents) != 0 {
 		t.Errorf("failed export left %v", ents)
 	}
-	if err := Export(t.Context(), Output{Type: TypeImage}, testImage(t), nil); err == nil {
-		t.Error("Export of type=image succeeded; that one is the store's")
+	if err := Write(t.Context(), Output{Type: TypeImage}, testImage(t), nil); err == nil {
+		t.Error("Write of type=image succeeded; that one is Export's")
 	}
 }

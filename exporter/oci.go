@@ -7,7 +7,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -19,6 +18,11 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	"github.com/kiln-build/kiln/digest"
+	"github.com/kiln-build/kiln/imageref"
+	"github.com/kiln-build/kiln/internal/atomicfile"
+	"github.com/kiln-build/kiln/internal/ctxio"
 )
 
 // Annotations an OCI layout's index.json carries for each image: the first
@@ -38,7 +42,7 @@ type sink interface {
 // it name ("hello:1"; "" for no name). Blobs are streamed as the image
 // gives them, never recompressed.
 func WriteOCIArchive(ctx context.Context, w io.Writer, img v1.Image, name string) error {
-	tw := tar.NewWriter(&ctxWriter{ctx: ctx, w: w})
+	tw := tar.NewWriter(ctxio.NewWriter(ctx, w))
 	s := &tarSink{tw: tw, dirs: map[string]bool{}}
 	if err := writeLayout(ctx, s, img, name); err != nil {
 		return fmt.Errorf("writing OCI archive: %w", err)
@@ -65,7 +69,7 @@ func indexDescriptor(img v1.Image, ref string) (v1.Descriptor, error) {
 	if err != nil {
 		return v1.Descriptor{}, err
 	}
-	digest, err := img.Digest()
+	dg, err := img.Digest()
 	if err != nil {
 		return v1.Descriptor{}, err
 	}
@@ -73,7 +77,7 @@ func indexDescriptor(img v1.Image, ref string) (v1.Descriptor, error) {
 	if err != nil {
 		return v1.Descriptor{}, err
 	}
-	desc := v1.Descriptor{MediaType: mt, Digest: digest, Size: size, Annotations: map[string]string{}}
+	desc := v1.Descriptor{MediaType: mt, Digest: dg, Size: size, Annotations: map[string]string{}}
 	if cfg, err := img.ConfigFile(); err == nil && cfg.OS != "" && cfg.Architecture != "" {
 		desc.Platform = &v1.Platform{OS: cfg.OS, Architecture: cfg.Architecture, Variant: cfg.Variant, OSVersion: cfg.OSVersion}
 	}
@@ -86,17 +90,8 @@ func indexDescriptor(img v1.Image, ref string) (v1.Descriptor, error) {
 		return v1.Descriptor{}, fmt.Errorf("image name %q: %w", ref, err)
 	}
 	desc.Annotations[AnnotationRefName] = tag.TagStr()
-	desc.Annotations[AnnotationContainerName] = FullName(tag)
+	desc.Annotations[AnnotationContainerName] = imageref.Canonical(tag)
 	return desc, nil
-}
-
-// FullName is tag as containerd spells it: "docker.io/library/hello:1".
-func FullName(tag name.Tag) string {
-	reg := tag.RegistryStr()
-	if reg == name.DefaultRegistry {
-		reg = "docker.io"
-	}
-	return reg + "/" + tag.RepositoryStr() + ":" + tag.TagStr()
 }
 
 func writeLayout(ctx context.Context, s sink, img v1.Image, ref string) error {
@@ -150,14 +145,14 @@ func writeLayout(ctx context.Context, s sink, img v1.Image, ref string) error {
 }
 
 func putLayer(ctx context.Context, s sink, l v1.Layer, seen map[v1.Hash]bool) error {
-	digest, err := l.Digest()
+	dg, err := l.Digest()
 	if err != nil {
 		return err
 	}
-	if seen[digest] {
+	if seen[dg] {
 		return nil
 	}
-	seen[digest] = true
+	seen[dg] = true
 	if mt, err := l.MediaType(); err == nil && !mt.IsDistributable() {
 		return nil // foreign layers are fetched from their URLs, never shipped
 	}
@@ -170,7 +165,7 @@ func putLayer(ctx context.Context, s sink, l v1.Layer, seen map[v1.Hash]bool) er
 		return err
 	}
 	defer rc.Close()
-	return putVerified(ctx, s, digest, size, rc)
+	return putVerified(ctx, s, dg, size, rc)
 }
 
 func blobPath(h v1.Hash) string { return path.Join("blobs", h.Algorithm, h.Hex) }
@@ -184,21 +179,21 @@ func putBytes(ctx context.Context, s sink, rel string, b []byte) error {
 
 // putVerified streams a blob to s and fails if it is not what its digest
 // and size say: a layout with a bad blob is worse than none.
-func putVerified(ctx context.Context, s sink, digest v1.Hash, size int64, r io.Reader) error {
-	if digest.Algorithm != "sha256" {
-		return fmt.Errorf("blob %s: unsupported digest algorithm", digest)
+func putVerified(ctx context.Context, s sink, want v1.Hash, size int64, r io.Reader) error {
+	if want.Algorithm != "sha256" {
+		return fmt.Errorf("blob %s: unsupported digest algorithm", want)
 	}
 	h := sha256.New()
 	vr := &verifyReader{r: io.TeeReader(r, h), size: size}
-	rel := blobPath(digest)
+	rel := blobPath(want)
 	if err := s.put(ctx, rel, size, vr); err != nil {
-		return fmt.Errorf("writing blob %s: %w", digest, err)
+		return fmt.Errorf("writing blob %s: %w", want, err)
 	}
 	if vr.n != size {
-		return fmt.Errorf("blob %s: got %d bytes, want %d", digest, vr.n, size)
+		return fmt.Errorf("blob %s: got %d bytes, want %d", want, vr.n, size)
 	}
-	if got := hex.EncodeToString(h.Sum(nil)); got != digest.Hex {
-		return fmt.Errorf("blob %s: content has digest sha256:%s", digest, got)
+	if got := digest.FromHash(h); got.Hex() != want.Hex {
+		return fmt.Errorf("blob %s: content has digest %s", want, got)
 	}
 	return nil
 }
@@ -262,36 +257,8 @@ func (d dirSink) put(ctx context.Context, rel string, _ int64, r io.Reader) erro
 	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
 		return err
 	}
-	f, err := os.CreateTemp(filepath.Dir(dst), ".tmp-"+filepath.Base(dst)+"-*")
-	if err != nil {
+	return atomicfile.WriteFile(dst, atomicfile.Options{Sync: true, Perm: 0o644}, func(w io.Writer) error {
+		_, err := io.Copy(ctxio.NewWriter(ctx, w), r)
 		return err
-	}
-	defer os.Remove(f.Name()) // fails harmlessly after the rename
-	_, err = io.Copy(&ctxWriter{ctx: ctx, w: f}, r)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Chmod(f.Name(), 0o644)
-	}
-	if err != nil {
-		return err
-	}
-	return os.Rename(f.Name(), dst)
-}
-
-// ctxWriter stops a long copy when ctx is done.
-type ctxWriter struct {
-	ctx context.Context
-	w   io.Writer
-}
-
-func (c *ctxWriter) Write(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.w.Write(p)
+	})
 }

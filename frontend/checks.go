@@ -10,6 +10,7 @@ import (
 	"github.com/moby/buildkit/frontend/dockerfile/linter"
 	"github.com/moby/buildkit/frontend/dockerfile/parser"
 	"github.com/moby/buildkit/frontend/dockerfile/shell"
+	"github.com/moby/buildkit/util/suggest"
 	"github.com/moby/patternmatcher"
 )
 
@@ -161,7 +162,7 @@ func (c *compiler) checkFrom(s *stage, name shell.ProcessWordResult, plat *shell
 	undeclared := func(m shell.ProcessWordResult) {
 		for _, arg := range sortedKeys(m.Unmatched) {
 			if !declared[arg] {
-				l.Run(&linter.RuleUndefinedArgInFrom, s.from.Location, linter.RuleUndefinedArgInFrom.Format(arg, suggestExact(arg, keys)))
+				l.Run(&linter.RuleUndefinedArgInFrom, s.from.Location, linter.RuleUndefinedArgInFrom.Format(arg, suggestion(arg, keys)))
 			}
 		}
 	}
@@ -260,7 +261,7 @@ func (c *compiler) reportUnmatched(b *build, cm *cmd, l *linter.Linter, unmatche
 		if _, ok := nonEnvArgs[v]; ok {
 			continue
 		}
-		l.Run(&linter.RuleUndefinedVar, cm.Location(), linter.RuleUndefinedVar.Format(v, suggestExact(v, keys)))
+		l.Run(&linter.RuleUndefinedVar, cm.Location(), linter.RuleUndefinedVar.Format(v, suggestion(v, keys)))
 	}
 }
 
@@ -454,19 +455,11 @@ func validReference(ref string) bool {
 	return m != nil && len(m[1]) <= 255
 }
 
-// suggestExact is BuildKit's case-sensitive suggestion: the option at edit
-// distance below 3, closest first, none if val is an option itself.
-func suggestExact(val string, options []string) string {
-	best, bestDist := "", 3
-	for _, o := range options {
-		if o == val {
-			return ""
-		}
-		if d := editDistance(val, o); d < bestDist {
-			best, bestDist = o, d
-		}
-	}
-	return best
+// suggestion is the option the build checks name for val, "" if none:
+// BuildKit's, case-sensitive.
+func suggestion(val string, options []string) string {
+	s, _ := suggest.Search(val, options, true)
+	return s
 }
 
 func sortedKeys(m map[string]struct{}) []string {

@@ -8,8 +8,10 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/kiln-build/kiln/solver/dag"
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
+
+	"github.com/kiln-build/kiln/digest"
+	"github.com/kiln-build/kiln/solver/dag"
 )
 
 // copyArgs is what COPY and ADD share.
@@ -52,7 +54,7 @@ func (c *compiler) dispatchAdd(b *build, cm *cmd, x *instructions.AddCommand) er
 		if len(x.SourcePaths) != 1 || cm.from != nil {
 			return c.unsupported(cm.line, "ADD of a URL together with other sources")
 		}
-		if x.Checksum != "" && !validChecksum(x.Checksum) {
+		if x.Checksum != "" && digest.Digest(x.Checksum).Validate() != nil {
 			return fmt.Errorf("invalid checksum %q: use sha256:<64 hex digits>", x.Checksum)
 		}
 		u := x.SourcePaths[0]
@@ -71,19 +73,6 @@ func (c *compiler) dispatchAdd(b *build, cm *cmd, x *instructions.AddCommand) er
 		a.unpack = x.Unpack != nil && *x.Unpack
 	}
 	return c.dispatchCopy(b, cm, a)
-}
-
-func validChecksum(s string) bool {
-	h, ok := strings.CutPrefix(s, "sha256:")
-	if !ok || len(h) != 64 {
-		return false
-	}
-	for _, r := range h {
-		if !strings.ContainsRune("0123456789abcdef", r) {
-			return false
-		}
-	}
-	return true
 }
 
 func (c *compiler) dispatchCopy(b *build, cm *cmd, a copyArgs) error {

@@ -5,10 +5,11 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/kiln-build/kiln/solver/dag"
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
 	"github.com/moby/buildkit/frontend/dockerfile/parser"
 	"github.com/moby/buildkit/frontend/dockerfile/shell"
+
+	"github.com/kiln-build/kiln/solver/dag"
 )
 
 var defaultShell = []string{"/bin/sh", "-c"}

@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/moby/buildkit/frontend/dockerfile/parser"
+	"github.com/moby/buildkit/util/suggest"
 )
 
 // Error is what every compile error is (use errors.As). Error() reads
@@ -143,55 +144,9 @@ func (c *compiler) unsupported(line int, what string) *Error {
 	return c.errorf(line, "%s is not supported yet", what)
 }
 
-// suggest returns the option closest to val (edit distance below 3, as
-// BuildKit's suggest package), matching val's case, or "".
-func suggest(val string, options []string) string {
-	best, bestDist := "", 3
-	lv := strings.ToLower(val)
-	for _, o := range options {
-		lo := strings.ToLower(o)
-		if lo == lv {
-			return ""
-		}
-		if d := editDistance(lv, lo); d < bestDist {
-			best, bestDist = o, d
-		}
-	}
-	switch {
-	case val == strings.ToLower(val):
-		return strings.ToLower(best)
-	case val == strings.ToUpper(val):
-		return strings.ToUpper(best)
-	}
-	return best
-}
-
-// editDistance is the Levenshtein distance between a and b, in runes.
-func editDistance(a, b string) int {
-	ra, rb := []rune(a), []rune(b)
-	prev := make([]int, len(rb)+1)
-	cur := make([]int, len(rb)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(ra); i++ {
-		cur[0] = i
-		for j := 1; j <= len(rb); j++ {
-			cost := 1
-			if ra[i-1] == rb[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(rb)]
-}
-
-// withSuggestion appends " (did you mean X?)" when one of options is close to val.
-func withSuggestion(msg, val string, options []string) string {
-	if s := suggest(val, options); s != "" {
-		return msg + " (did you mean " + s + "?)"
-	}
-	return msg
+// withSuggestion appends BuildKit's " (did you mean X?)" when one of
+// options is close enough to val (its util/suggest: an edit distance below
+// 3), compared with or without case as BuildKit compares at the same place.
+func withSuggestion(msg, val string, options []string, caseSensitive bool) string {
+	return suggest.WrapError(errors.New(msg), val, options, caseSensitive).Error()
 }

@@ -8,9 +8,11 @@ import (
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/kiln-build/kiln/solver/dag"
 	"github.com/moby/buildkit/frontend/dockerfile/linter"
 	"github.com/moby/patternmatcher"
+
+	"github.com/kiln-build/kiln/digest"
+	"github.com/kiln-build/kiln/solver/dag"
 )
 
 // ImageResolver resolves a FROM / COPY --from image reference. The solver/cmd
@@ -18,14 +20,14 @@ import (
 type ImageResolver interface {
 	// Resolve returns ref's canonical name (e.g. "docker.io/library/busybox:latest"),
 	// its manifest digest and config.
-	Resolve(ctx context.Context, ref, platform string) (canonical string, digest dag.Digest, cfg *v1.ConfigFile, err error)
+	Resolve(ctx context.Context, ref, platform string) (canonical string, manifest digest.Digest, cfg *v1.ConfigFile, err error)
 }
 
 // HealthStartResolver is an ImageResolver that can also read a resolved
 // image's HEALTHCHECK --start-interval, which v1.ConfigFile has no field
 // for, so that an image built on it keeps it.
 type HealthStartResolver interface {
-	HealthStartInterval(ctx context.Context, digest dag.Digest) (time.Duration, error)
+	HealthStartInterval(ctx context.Context, manifest digest.Digest) (time.Duration, error)
 }
 
 // Options is one Dockerfile compilation request.

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kiln-build/kiln/digest"
 	"github.com/kiln-build/kiln/solver/dag"
 )
 
@@ -161,7 +162,7 @@ func TestKeysDeterministic(t *testing.T) {
 // keys from the first RUN after its ARG, but not before.
 func TestBuildArgChangesKeys(t *testing.T) {
 	df := []byte("FROM busybox\nRUN echo before\nARG V=1\nRUN echo $V\n")
-	keys := func(args map[string]string) []dag.Digest {
+	keys := func(args map[string]string) []digest.Digest {
 		res, err := Compile(t.Context(), Options{Dockerfile: df, Platform: "linux/amd64", Resolver: newResolver(), BuildArgs: args})
 		if err != nil {
 			t.Fatal(err)
@@ -300,5 +301,17 @@ func TestHealthStartInterval(t *testing.T) {
 		if res.HealthStartInterval != tt.want {
 			t.Errorf("%q: start interval %v, want %v", tt.df, res.HealthStartInterval, tt.want)
 		}
+	}
+}
+
+func TestParserWarnings(t *testing.T) {
+	df := "FROM scratch\nENV A=1 \\\n\n    B=2\n"
+	res, err := Compile(t.Context(), Options{Dockerfile: []byte(df), Platform: "linux/amd64"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "NoEmptyContinuation: Empty continuation line (line 4)"
+	if len(res.Warnings) != 1 || res.Warnings[0].String() != want {
+		t.Errorf("Warnings = %q, want %q", res.Warnings, want)
 	}
 }

@@ -2,8 +2,6 @@ package frontend
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -11,6 +9,8 @@ import (
 	"testing"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/kiln-build/kiln/digest"
 	"github.com/kiln-build/kiln/solver/dag"
 )
 
@@ -29,12 +29,11 @@ type memImage struct {
 	cfg       v1.ConfigFile
 }
 
-func fakeDigest(s string) dag.Digest {
-	sum := sha256.Sum256([]byte(s))
-	return dag.Digest("sha256:" + hex.EncodeToString(sum[:]))
+func fakeDigest(s string) digest.Digest {
+	return digest.FromBytes([]byte(s))
 }
 
-func (r *memResolver) Resolve(ctx context.Context, ref, platform string) (string, dag.Digest, *v1.ConfigFile, error) {
+func (r *memResolver) Resolve(ctx context.Context, ref, platform string) (string, digest.Digest, *v1.ConfigFile, error) {
 	r.mu.Lock()
 	if r.calls == nil {
 		r.calls = map[string]int{}
@@ -131,15 +130,15 @@ func summarize(root *dag.Vertex) string {
 
 // keyChain computes dag.Key for every vertex under root (a LocalOp's
 // selected content taken as ""), in the order summarize prints them.
-func keyChain(t testing.TB, root *dag.Vertex) []dag.Digest {
-	keys := map[*dag.Vertex]dag.Digest{}
-	var out []dag.Digest
-	var walk func(v *dag.Vertex) dag.Digest
-	walk = func(v *dag.Vertex) dag.Digest {
+func keyChain(t testing.TB, root *dag.Vertex) []digest.Digest {
+	keys := map[*dag.Vertex]digest.Digest{}
+	var out []digest.Digest
+	var walk func(v *dag.Vertex) digest.Digest
+	walk = func(v *dag.Vertex) digest.Digest {
 		if k, ok := keys[v]; ok {
 			return k
 		}
-		var in []dag.Digest
+		var in []digest.Digest
 		for _, i := range v.Inputs {
 			in = append(in, walk(i))
 		}

@@ -62,7 +62,7 @@ func (c *compiler) parse() error {
 	}
 	for _, node := range res.AST.Children {
 		if _, ok := command.Commands[strings.ToLower(node.Value)]; !ok {
-			return c.errAt(node.StartLine, fmt.Errorf("%s", withSuggestion("unknown instruction: "+node.Value, node.Value, instructionNames())))
+			return c.errAt(node.StartLine, fmt.Errorf("%s", withSuggestion("unknown instruction: "+node.Value, node.Value, instructionNames(), false)))
 		}
 		v, err := instructions.ParseInstructionWithLinter(node, c.lint)
 		if err != nil {
@@ -334,9 +334,9 @@ func (c *compiler) target() (*stage, error) {
 		}
 	}
 	msg := fmt.Sprintf("target stage %q could not be found", c.o.Target)
-	switch {
-	case suggest(c.o.Target, names) != "":
-		msg = withSuggestion(msg, c.o.Target, names)
+	switch s := withSuggestion(msg, c.o.Target, names, true); {
+	case s != msg:
+		msg = s
 	case len(names) == 0:
 		msg += ": no stage has a name (FROM image AS name)"
 	default:

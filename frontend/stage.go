@@ -10,10 +10,13 @@ import (
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/kiln-build/kiln/solver/dag"
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
 	"github.com/moby/buildkit/frontend/dockerfile/parser"
 	"github.com/moby/buildkit/frontend/dockerfile/shell"
+
+	"github.com/kiln-build/kiln/containerenv"
+	"github.com/kiln-build/kiln/digest"
+	"github.com/kiln-build/kiln/solver/dag"
 )
 
 const historyComment = "buildkit.dockerfile.v0"
@@ -51,7 +54,7 @@ type stageArg struct {
 // resolvedImage is a resolver answer.
 type resolvedImage struct {
 	canonical   string
-	digest      dag.Digest
+	digest      digest.Digest
 	cfg         v1.ConfigFile
 	healthStart time.Duration // its Healthcheck.StartInterval
 }
@@ -108,7 +111,7 @@ func (c *compiler) compileStage(s *stage) (*build, error) {
 		b.cfg.Config.OnBuild = nil
 	}
 	if _, ok := envGet(b.cfg.Config.Env, "PATH"); !ok {
-		b.cfg.Config.Env = append(b.cfg.Config.Env, "PATH="+dag.DefaultPath)
+		b.cfg.Config.Env = append(b.cfg.Config.Env, "PATH="+containerenv.DefaultPath)
 	}
 	for _, e := range b.cfg.Config.Env {
 		k, v, _ := strings.Cut(e, "=")
@@ -188,7 +191,7 @@ func (c *compiler) resolve(ref, platform string, line int) (*resolvedImage, erro
 	if c.o.Resolver == nil {
 		return nil, c.errorf(line, "%s: no image resolver configured", ref)
 	}
-	canonical, digest, cfg, err := c.o.Resolver.Resolve(c.ctx, ref, platform)
+	canonical, manifest, cfg, err := c.o.Resolver.Resolve(c.ctx, ref, platform)
 	if err != nil {
 		var names []string
 		for _, s := range c.stages {
@@ -197,14 +200,14 @@ func (c *compiler) resolve(ref, platform string, line int) (*resolvedImage, erro
 			}
 		}
 		e := c.errAt(line, fmt.Errorf("%s: %w", ref, err))
-		e.Msg = withSuggestion(e.Msg, ref, names)
+		e.Msg = withSuggestion(e.Msg, ref, names, true)
 		return nil, e
 	}
-	img := &resolvedImage{canonical: canonical, digest: digest}
+	img := &resolvedImage{canonical: canonical, digest: manifest}
 	if cfg != nil {
 		img.cfg = cloneConfig(*cfg)
 		if hr, ok := c.o.Resolver.(HealthStartResolver); ok && cfg.Config.Healthcheck != nil {
-			if img.healthStart, err = hr.HealthStartInterval(c.ctx, digest); err != nil {
+			if img.healthStart, err = hr.HealthStartInterval(c.ctx, manifest); err != nil {
 				return nil, c.errAt(line, fmt.Errorf("%s: %w", ref, err))
 			}
 		}

@@ -10,9 +10,11 @@ import (
 	"strings"
 
 	"github.com/kiln-build/kiln/cache"
-	"github.com/kiln-build/kiln/cache/layer"
+	"github.com/kiln-build/kiln/digest"
 	"github.com/kiln-build/kiln/executor"
 	"github.com/kiln-build/kiln/executor/fscopy"
+	"github.com/kiln-build/kiln/imageref"
+	"github.com/kiln-build/kiln/layer"
 	"github.com/kiln-build/kiln/solver/dag"
 )
 
@@ -108,11 +110,11 @@ func (s *Solver) layerOver(ctx context.Context, base []cache.Layer, fn func(exec
 
 // image makes sure a base image's layers are in the store.
 func (s *Solver) image(ctx context.Context, op *dag.ImageOp) ([]cache.Layer, error) {
-	if layers, _, err := s.store.ImageLayers(ctx, dag.Digest(op.Digest)); err == nil {
+	if layers, _, err := s.store.ImageLayers(ctx, digest.Digest(op.Digest)); err == nil {
 		return layers, nil
 	}
 	ref := op.Ref
-	if r, err := cache.ParseName(op.Ref); err == nil {
+	if r, err := imageref.Parse(op.Ref); err == nil {
 		ref = r.Context().Name() + "@" + op.Digest
 	}
 	pulled, err := s.store.Pull(ctx, ref, op.Platform, cache.PullMissing)

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/kiln-build/kiln/digest"
 	"github.com/kiln-build/kiln/solver/dag"
 )
 
@@ -30,11 +31,11 @@ const recordVersion = 2
 type stepRecord struct {
 	Name    string            `json:"name"`
 	Text    string            `json:"text"` // the instruction, without its "[stage n/m]" label
-	Key     dag.Digest        `json:"key"`
+	Key     digest.Digest     `json:"key"`
 	Op      json.RawMessage   `json:"op"`
 	Inputs  []string          `json:"inputs"` // the inputs' slots
 	Files   map[string]string `json:"files,omitempty"`
-	Content dag.Digest        `json:"content,omitempty"`
+	Content digest.Digest     `json:"content,omitempty"`
 }
 
 // recorder collects this build's steps and explains misses against the
@@ -120,7 +121,7 @@ func slot(v *dag.Vertex) string {
 	return v.Op.Kind() + "@" + v.Pos.String()
 }
 
-func (r *recorder) add(v *dag.Vertex, key dag.Digest, files map[string]string, content dag.Digest) {
+func (r *recorder) add(v *dag.Vertex, key digest.Digest, files map[string]string, content digest.Digest) {
 	if r == nil {
 		return
 	}
@@ -135,7 +136,7 @@ func (r *recorder) add(v *dag.Vertex, key dag.Digest, files map[string]string, c
 }
 
 // explain says why v, with the given key, is not what the last build had.
-func (r *recorder) explain(v *dag.Vertex, key dag.Digest) string {
+func (r *recorder) explain(v *dag.Vertex, key digest.Digest) string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	s := slot(v)

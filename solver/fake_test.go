@@ -5,7 +5,6 @@ package solver
 import (
 	"context"
 	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io/fs"
@@ -18,6 +17,8 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/kiln-build/kiln/cache"
+	"github.com/kiln-build/kiln/containerenv"
+	"github.com/kiln-build/kiln/digest"
 	"github.com/kiln-build/kiln/executor"
 	"github.com/kiln-build/kiln/frontend"
 	"github.com/kiln-build/kiln/solver/dag"
@@ -29,8 +30,8 @@ type fakeStore struct {
 	root string
 
 	mu       sync.Mutex
-	records  map[dag.Digest][]cache.Layer
-	images   map[dag.Digest][]cache.Layer
+	records  map[digest.Digest][]cache.Layer
+	images   map[digest.Digest][]cache.Layer
 	keyLocks map[string]chan struct{}
 	builds   map[string][]byte
 	sums     map[string]string
@@ -40,7 +41,7 @@ var _ Store = (*fakeStore)(nil)
 
 func newFakeStore(t *testing.T) *fakeStore {
 	t.Helper()
-	s := &fakeStore{root: t.TempDir(), records: map[dag.Digest][]cache.Layer{}, images: map[dag.Digest][]cache.Layer{},
+	s := &fakeStore{root: t.TempDir(), records: map[digest.Digest][]cache.Layer{}, images: map[digest.Digest][]cache.Layer{},
 		keyLocks: map[string]chan struct{}{}, builds: map[string][]byte{}, sums: map[string]string{}}
 	for _, d := range []string{"snapshots", "tmp", "cachemounts"} {
 		if err := os.Mkdir(filepath.Join(s.root, d), 0o755); err != nil {
@@ -51,7 +52,7 @@ func newFakeStore(t *testing.T) *fakeStore {
 }
 
 // addImage stores a one-layer image holding files and returns its digest.
-func (s *fakeStore) addImage(t *testing.T, files map[string]string) dag.Digest {
+func (s *fakeStore) addImage(t *testing.T, files map[string]string) digest.Digest {
 	t.Helper()
 	dir, err := s.TempDir("image-")
 	if err != nil {
@@ -70,7 +71,7 @@ func (s *fakeStore) addImage(t *testing.T, files map[string]string) dag.Digest {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := dag.Digest("sha256:" + strings.Repeat("e", 64))
+	d := digest.NewFromHex(strings.Repeat("e", 64))
 	s.mu.Lock()
 	s.images[d] = []cache.Layer{l}
 	s.mu.Unlock()
@@ -94,7 +95,7 @@ func (s *fakeStore) lock(ctx context.Context, name string) (func(), error) {
 	}
 }
 
-func (s *fakeStore) Lookup(ctx context.Context, key dag.Digest) ([]cache.Layer, error) {
+func (s *fakeStore) Lookup(ctx context.Context, key digest.Digest) ([]cache.Layer, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	l, ok := s.records[key]
@@ -104,20 +105,20 @@ func (s *fakeStore) Lookup(ctx context.Context, key dag.Digest) ([]cache.Layer, 
 	return append([]cache.Layer(nil), l...), nil
 }
 
-func (s *fakeStore) Record(ctx context.Context, key dag.Digest, layers []cache.Layer) error {
+func (s *fakeStore) Record(ctx context.Context, key digest.Digest, layers []cache.Layer) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.records[key] = append([]cache.Layer(nil), layers...)
 	return nil
 }
 
-func (s *fakeStore) TouchRecord(dag.Digest) {}
+func (s *fakeStore) TouchRecord(digest.Digest) {}
 
-func (s *fakeStore) LockKey(ctx context.Context, key dag.Digest) (func(), error) {
+func (s *fakeStore) LockKey(ctx context.Context, key digest.Digest) (func(), error) {
 	return s.lock(ctx, "key "+string(key))
 }
 
-func (s *fakeStore) SnapshotDir(diffID dag.Digest) string {
+func (s *fakeStore) SnapshotDir(diffID digest.Digest) string {
 	return filepath.Join(s.root, "snapshots", diffID.Hex())
 }
 
@@ -153,7 +154,7 @@ func (s *fakeStore) CommitDir(ctx context.Context, dir string) (cache.Layer, err
 	if err != nil {
 		return cache.Layer{}, err
 	}
-	d := dag.Digest("sha256:" + hex.EncodeToString(h.Sum(nil)))
+	d := digest.FromHash(h)
 	if err := os.Rename(dir, s.SnapshotDir(d)); err != nil {
 		if _, serr := os.Stat(s.SnapshotDir(d)); serr != nil {
 			return cache.Layer{}, err
@@ -163,7 +164,7 @@ func (s *fakeStore) CommitDir(ctx context.Context, dir string) (cache.Layer, err
 	return cache.Layer{DiffID: d, Digest: d, Size: size, MediaType: cache.MediaTypeLayerTar}, nil
 }
 
-func (s *fakeStore) ImageLayers(ctx context.Context, d dag.Digest) ([]cache.Layer, *v1.ConfigFile, error) {
+func (s *fakeStore) ImageLayers(ctx context.Context, d digest.Digest) ([]cache.Layer, *v1.ConfigFile, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	l, ok := s.images[d]
@@ -318,10 +319,10 @@ func (f *fakeExecutor) snapshot() (calls []string, maxRun int) {
 }
 
 // fakeResolver resolves every image to the fake store's base image.
-type fakeResolver struct{ digest dag.Digest }
+type fakeResolver struct{ digest digest.Digest }
 
-func (r fakeResolver) Resolve(ctx context.Context, ref, platform string) (string, dag.Digest, *v1.ConfigFile, error) {
-	return "example.test/" + ref, r.digest, &v1.ConfigFile{Config: v1.Config{Env: []string{"PATH=" + dag.DefaultPath}}}, nil
+func (r fakeResolver) Resolve(ctx context.Context, ref, platform string) (string, digest.Digest, *v1.ConfigFile, error) {
+	return "example.test/" + ref, r.digest, &v1.ConfigFile{Config: v1.Config{Env: []string{"PATH=" + containerenv.DefaultPath}}}, nil
 }
 
 // harness is a fake store with a base image and a build context: what
@@ -329,7 +330,7 @@ func (r fakeResolver) Resolve(ctx context.Context, ref, platform string) (string
 type harness struct {
 	t       *testing.T
 	store   *fakeStore
-	base    dag.Digest
+	base    digest.Digest
 	context string
 }
 

@@ -8,7 +8,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"hash"
 	"io"
 	"os"
 	"path/filepath"
@@ -21,30 +20,30 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/kiln-build/kiln/executor/xattr"
-
 	"github.com/kiln-build/kiln/cache"
+	"github.com/kiln-build/kiln/digest"
 	"github.com/kiln-build/kiln/executor/fscopy"
 	"github.com/kiln-build/kiln/solver/dag"
+	"github.com/kiln-build/kiln/xattr"
 )
 
 // HashSelection digests exactly what a copy with o reads from dir: each
 // selected path with its type, mode, owner, link target, device number,
 // extended attributes and data. Times are left out: they change nothing a
 // step can see that its key should depend on.
-func HashSelection(ctx context.Context, dir string, o fscopy.Options) (dag.Digest, error) {
+func HashSelection(ctx context.Context, dir string, o fscopy.Options) (digest.Digest, error) {
 	h := sha256.New()
 	if err := hashSelection(ctx, h, dir, o, func() *cache.StatCache { return nil }, nil); err != nil {
 		return "", err
 	}
-	return digestOf(h), nil
+	return digest.FromHash(h), nil
 }
 
 // localContent is the digest of everything v reads from a local directory
 // (the build context): a COPY's selection, and the sources of RUN bind
 // mounts of it. files, if not nil, gets each selected file's description,
 // so a later build can say which file changed. "" when v reads none.
-func (s *Solver) localContent(ctx context.Context, v *dag.Vertex, files map[string]string) (dag.Digest, error) {
+func (s *Solver) localContent(ctx context.Context, v *dag.Vertex, files map[string]string) (digest.Digest, error) {
 	h := sha256.New()
 	reads := false
 	switch op := v.Op.(type) {
@@ -86,11 +85,7 @@ func (s *Solver) localContent(ctx context.Context, v *dag.Vertex, files map[stri
 	if !reads {
 		return "", nil
 	}
-	return digestOf(h), nil
-}
-
-func digestOf(h hash.Hash) dag.Digest {
-	return dag.Digest("sha256:" + hex.EncodeToString(h.Sum(nil)))
+	return digest.FromHash(h), nil
 }
 
 // hashSelection writes one line per selected entry of dir into h. File

@@ -15,7 +15,9 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/kiln-build/kiln/digest"
 	"github.com/kiln-build/kiln/executor/fscopy"
+	"github.com/kiln-build/kiln/xattr"
 )
 
 // referenceLine is how a context entry was described when cache keys were
@@ -50,14 +52,13 @@ func referenceLine(t *testing.T, p, rel string, fi os.FileInfo) string {
 // referenceXattrs is the xattr part of a line, as first defined.
 func referenceXattrs(t *testing.T, p string) string {
 	t.Helper()
-	buf := make([]byte, 64<<10)
-	n, err := unix.Llistxattr(p, buf)
-	if err != nil && err != unix.ENOTSUP {
+	names, err := xattr.List(p)
+	if err != nil {
 		t.Fatal(err)
 	}
 	var keep []string
-	for _, name := range strings.Split(string(buf[:max(n, 0)]), "\x00") {
-		if name != "" && name != "security.selinux" && !strings.HasPrefix(name, "trusted.overlay.") {
+	for _, name := range names {
+		if name != "security.selinux" && !strings.HasPrefix(name, "trusted.overlay.") {
 			keep = append(keep, name)
 		}
 	}
@@ -67,12 +68,11 @@ func referenceXattrs(t *testing.T, p string) string {
 	sort.Strings(keep)
 	h := sha256.New()
 	for _, name := range keep {
-		v := make([]byte, 64<<10)
-		m, err := unix.Lgetxattr(p, name, v)
+		v, err := xattr.Get(p, name)
 		if err != nil {
 			t.Fatal(err)
 		}
-		fmt.Fprintf(h, "%q %q\n", name, v[:m])
+		fmt.Fprintf(h, "%q %q\n", name, v)
 	}
 	return fmt.Sprintf(" x:%x", h.Sum(nil))[:35]
 }
@@ -128,8 +128,8 @@ func TestSelectionDigestFormat(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if string(got) != string(digestOf(want)) {
-			t.Errorf("HashSelection(%s) = %s, reference %s", dirArg, got, digestOf(want))
+		if string(got) != string(digest.FromHash(want)) {
+			t.Errorf("HashSelection(%s) = %s, reference %s", dirArg, got, digest.FromHash(want))
 		}
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/kiln-build/kiln/cache"
+	"github.com/kiln-build/kiln/digest"
 	"github.com/kiln-build/kiln/solver/dag"
 )
 
@@ -149,7 +150,7 @@ func TestContentKeySameSizeAndMtime(t *testing.T) {
 		t.Fatal(err)
 	}
 	v := copyVertex(dir, nil, "f")
-	var prev dag.Digest
+	var prev digest.Digest
 	for i, content := range []string{"version-1", "version-2", "version-3", "version-3"} {
 		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
 			t.Fatal(err)
@@ -191,7 +192,7 @@ func TestBindMountOfContextIsKeyed(t *testing.T) {
 			{Op: &dag.LocalOp{Name: "context", Dir: dir}},
 		},
 	}
-	key := func() dag.Digest {
+	key := func() digest.Digest {
 		t.Helper()
 		d, err := s.localContent(t.Context(), v, nil)
 		if err != nil || d == "" {

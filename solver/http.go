@@ -5,7 +5,6 @@ package solver
 import (
 	"context"
 	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"io"
 	"net/http"
@@ -13,6 +12,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/kiln-build/kiln/digest"
 	"github.com/kiln-build/kiln/solver/dag"
 )
 
@@ -20,7 +20,7 @@ import (
 // as op.Filename, mode 0600 and mtime from Last-Modified, as BuildKit does,
 // and returns the digest of its content, which is what copies from it key
 // on: a changed remote file is a changed step.
-func (s *Solver) download(ctx context.Context, v *dag.Vertex, op *dag.HTTPOp) (dag.Digest, error) {
+func (s *Solver) download(ctx context.Context, v *dag.Vertex, op *dag.HTTPOp) (digest.Digest, error) {
 	p := s.opts.Progress.Start(v)
 	start := time.Now()
 	d, err := s.fetch(ctx, v, op)
@@ -32,7 +32,7 @@ func (s *Solver) download(ctx context.Context, v *dag.Vertex, op *dag.HTTPOp) (d
 	return d, nil
 }
 
-func (s *Solver) fetch(ctx context.Context, v *dag.Vertex, op *dag.HTTPOp) (dag.Digest, error) {
+func (s *Solver) fetch(ctx context.Context, v *dag.Vertex, op *dag.HTTPOp) (digest.Digest, error) {
 	dir, err := s.store.TempDir("download-")
 	if err != nil {
 		return "", err
@@ -65,8 +65,8 @@ func (s *Solver) fetch(ctx context.Context, v *dag.Vertex, op *dag.HTTPOp) (dag.
 	if err != nil {
 		return "", fmt.Errorf("ADD %s: downloading: %w", op.URL, err)
 	}
-	sum := dag.Digest("sha256:" + hex.EncodeToString(h.Sum(nil)))
-	if op.Checksum != "" && dag.Digest(op.Checksum) != sum {
+	sum := digest.FromHash(h)
+	if op.Checksum != "" && digest.Digest(op.Checksum) != sum {
 		return "", fmt.Errorf("ADD %s: checksum mismatch: --checksum says %s, the download is %s", op.URL, op.Checksum, sum)
 	}
 	if lm, err := http.ParseTime(resp.Header.Get("Last-Modified")); err == nil {

@@ -12,7 +12,10 @@ import (
 	"sync"
 	"time"
 
+	"github.com/docker/go-units"
+
 	"github.com/kiln-build/kiln/cache"
+	"github.com/kiln-build/kiln/digest"
 	"github.com/kiln-build/kiln/solver/dag"
 )
 
@@ -47,7 +50,7 @@ type Summary struct {
 
 func (s Summary) String() string {
 	return fmt.Sprintf("build finished in %.2fs: %d steps run, %d cached, %s added",
-		s.Duration.Seconds(), s.Executed, s.Cached, humanBytes(s.BytesAdded))
+		s.Duration.Seconds(), s.Executed, s.Cached, units.HumanSizeWithPrecision(float64(s.BytesAdded), 3))
 }
 
 // sink receives a build's events, in order, one at a time.
@@ -261,7 +264,7 @@ type Step struct {
 const tailLines = 20
 
 // SetKey records the step's cache key for events and the trace.
-func (s *Step) SetKey(k dag.Digest) {
+func (s *Step) SetKey(k digest.Digest) {
 	s.mu.Lock()
 	s.key = string(k)
 	s.mu.Unlock()
@@ -434,16 +437,4 @@ func (s *Step) Error(err error) {
 		d = s.p.now().Sub(s.started)
 	}
 	s.end("error", d, err, exit)
-}
-
-func humanBytes(n int64) string {
-	switch {
-	case n >= 1e9:
-		return fmt.Sprintf("%.2fGB", float64(n)/1e9)
-	case n >= 1e6:
-		return fmt.Sprintf("%.2fMB", float64(n)/1e6)
-	case n >= 1e3:
-		return fmt.Sprintf("%.2fkB", float64(n)/1e3)
-	}
-	return fmt.Sprintf("%dB", n)
 }

@@ -11,7 +11,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/kiln-build/kiln/cache"
-	"github.com/kiln-build/kiln/solver/dag"
+	"github.com/kiln-build/kiln/digest"
 )
 
 // Resolver resolves image references for the frontend by pulling them into
@@ -23,7 +23,7 @@ type Resolver struct {
 }
 
 // Resolve implements frontend.ImageResolver.
-func (r *Resolver) Resolve(ctx context.Context, ref, platform string) (string, dag.Digest, *v1.ConfigFile, error) {
+func (r *Resolver) Resolve(ctx context.Context, ref, platform string) (string, digest.Digest, *v1.ConfigFile, error) {
 	p, err := r.Store.Pull(ctx, ref, platform, r.Policy)
 	if err != nil {
 		return "", "", nil, err
@@ -33,8 +33,8 @@ func (r *Resolver) Resolve(ctx context.Context, ref, platform string) (string, d
 
 // HealthStartInterval reads the stored image's Healthcheck.StartInterval
 // from its raw config (go-containerregistry's type has no such field).
-func (r *Resolver) HealthStartInterval(ctx context.Context, digest dag.Digest) (time.Duration, error) {
-	img, err := r.Store.Image(ctx, digest)
+func (r *Resolver) HealthStartInterval(ctx context.Context, manifest digest.Digest) (time.Duration, error) {
+	img, err := r.Store.Image(ctx, manifest)
 	if err != nil {
 		return 0, err
 	}
@@ -50,7 +50,7 @@ func (r *Resolver) HealthStartInterval(ctx context.Context, digest dag.Digest) (
 		} `json:"config"`
 	}
 	if err := json.Unmarshal(b, &c); err != nil {
-		return 0, fmt.Errorf("image config %s: %w", digest, err)
+		return 0, fmt.Errorf("image config %s: %w", manifest, err)
 	}
 	return c.Config.Healthcheck.StartInterval, nil
 }

@@ -12,8 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kiln-build/kiln/containerenv"
 	"github.com/kiln-build/kiln/executor"
-	"github.com/kiln-build/kiln/solver/dag"
 )
 
 // The in-process tests of the scheduler: the real frontend, a fake store
@@ -312,7 +312,7 @@ func TestRunStepEnv(t *testing.T) {
 	if _, err := h.solve(t.Context(), ex, h.compile(df, map[string]string{"HTTP_PROXY": "http://proxy"}), o); err != nil {
 		t.Fatal(err)
 	}
-	want := []string{"PATH=" + dag.DefaultPath, "A=1", "B=2", "SSH_AUTH_SOCK=/run/buildkit/ssh_agent.0", "HTTP_PROXY=http://proxy", "TOKEN=t0ken"}
+	want := []string{"PATH=" + containerenv.DefaultPath, "A=1", "B=2", "SSH_AUTH_SOCK=/run/buildkit/ssh_agent.0", "HTTP_PROXY=http://proxy", "TOKEN=t0ken"}
 	if got := ex.envs["env"]; !slices.Equal(got, want) {
 		t.Errorf("env %q, want %q", got, want)
 	}

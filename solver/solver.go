@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/kiln-build/kiln/cache"
+	"github.com/kiln-build/kiln/digest"
 	"github.com/kiln-build/kiln/solver/dag"
 )
 
@@ -47,7 +48,7 @@ type Solver struct {
 
 	mu     sync.Mutex
 	states map[*dag.Vertex]*state
-	keys   map[dag.Digest]*keyState
+	keys   map[digest.Digest]*keyState
 	dirs   map[*dag.Vertex]string // materialised InlineOp dirs
 
 	statOnce sync.Once
@@ -65,7 +66,7 @@ func (s *Solver) statCache() *cache.StatCache {
 type state struct {
 	once   sync.Once
 	layers []cache.Layer
-	key    dag.Digest
+	key    digest.Digest
 	err    error
 }
 
@@ -84,7 +85,7 @@ func NewWith(store Store, exec Executor, opts Options) *Solver {
 	if opts.Jobs <= 0 {
 		opts.Jobs = runtime.NumCPU()
 	}
-	s := &Solver{store: store, executor: exec, opts: opts, sem: make(chan struct{}, opts.Jobs), states: map[*dag.Vertex]*state{}, keys: map[dag.Digest]*keyState{}, dirs: map[*dag.Vertex]string{}}
+	s := &Solver{store: store, executor: exec, opts: opts, sem: make(chan struct{}, opts.Jobs), states: map[*dag.Vertex]*state{}, keys: map[digest.Digest]*keyState{}, dirs: map[*dag.Vertex]string{}}
 	if opts.History != "" {
 		s.rec = newRecorder(store, opts.History)
 	}
@@ -133,7 +134,7 @@ func (s *Solver) solve(ctx context.Context, v *dag.Vertex) *state {
 	return st
 }
 
-func (s *Solver) build(ctx context.Context, v *dag.Vertex) ([]cache.Layer, dag.Digest, error) {
+func (s *Solver) build(ctx context.Context, v *dag.Vertex) ([]cache.Layer, digest.Digest, error) {
 	switch op := v.Op.(type) {
 	case *dag.LocalOp, *dag.ScratchOp:
 		// Nothing to run or report: a directory that is read where it is,
@@ -167,7 +168,7 @@ func (s *Solver) build(ctx context.Context, v *dag.Vertex) ([]cache.Layer, dag.D
 	if err := g.Wait(); err != nil {
 		return nil, "", err
 	}
-	keys := make([]dag.Digest, len(inputs))
+	keys := make([]digest.Digest, len(inputs))
 	for i, in := range inputs {
 		keys[i] = in.key
 	}
@@ -217,7 +218,7 @@ type keyState struct {
 
 // produce finds key's result in the store or executes v to make it. A lock
 // on the key makes concurrent builds on one store execute it once.
-func (s *Solver) produce(ctx context.Context, v *dag.Vertex, key dag.Digest, inputs []*state, p *Step) ([]cache.Layer, error) {
+func (s *Solver) produce(ctx context.Context, v *dag.Vertex, key digest.Digest, inputs []*state, p *Step) ([]cache.Layer, error) {
 	hit := func() ([]cache.Layer, bool) {
 		if s.opts.NoCache || s.noCacheFor(v) {
 			return nil, false
@@ -271,6 +272,6 @@ func (s *Solver) produce(ctx context.Context, v *dag.Vertex, key dag.Digest, inp
 // contentDigest is the digest of what v reads from a local directory
 // (see localContent in hash.go); files, if not nil, gets each selected
 // file's description.
-func (s *Solver) contentDigest(ctx context.Context, v *dag.Vertex, files map[string]string) (dag.Digest, error) {
+func (s *Solver) contentDigest(ctx context.Context, v *dag.Vertex, files map[string]string) (digest.Digest, error) {
 	return s.localContent(ctx, v, files)
 }

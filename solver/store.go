@@ -9,8 +9,8 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/kiln-build/kiln/cache"
+	"github.com/kiln-build/kiln/digest"
 	"github.com/kiln-build/kiln/executor"
-	"github.com/kiln-build/kiln/solver/dag"
 )
 
 // The roles the solver needs a store to play. *cache.Store plays them all
@@ -18,18 +18,18 @@ import (
 
 // Records is the index of results by cache key.
 type Records interface {
-	Lookup(ctx context.Context, key dag.Digest) ([]cache.Layer, error) // wraps cache.ErrNotFound
-	Record(ctx context.Context, key dag.Digest, layers []cache.Layer) error
-	TouchRecord(key dag.Digest) // used now: GC collects the records unused the longest
+	Lookup(ctx context.Context, key digest.Digest) ([]cache.Layer, error) // wraps cache.ErrNotFound
+	Record(ctx context.Context, key digest.Digest, layers []cache.Layer) error
+	TouchRecord(key digest.Digest) // used now: GC collects the records unused the longest
 	// LockKey holds key against every build on the store until unlock,
 	// so that concurrent builds execute a step once.
-	LockKey(ctx context.Context, key dag.Digest) (unlock func(), err error)
+	LockKey(ctx context.Context, key digest.Digest) (unlock func(), err error)
 }
 
 // Layers are the store's snapshots: each layer's directory, in overlay
 // format, and the commit of a new one.
 type Layers interface {
-	SnapshotDir(diffID dag.Digest) string
+	SnapshotDir(diffID digest.Digest) string
 	SnapshotDirs(layers []cache.Layer) []string
 	// CommitDir turns dir (made by Scratch.TempDir) into a layer; dir is
 	// consumed.
@@ -38,7 +38,7 @@ type Layers interface {
 
 // Images are the base images in the store.
 type Images interface {
-	ImageLayers(ctx context.Context, manifest dag.Digest) ([]cache.Layer, *v1.ConfigFile, error)
+	ImageLayers(ctx context.Context, manifest digest.Digest) ([]cache.Layer, *v1.ConfigFile, error)
 	Pull(ctx context.Context, ref, platform string, policy cache.PullPolicy) (cache.Pulled, error)
 }
 

@@ -10,12 +10,13 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
-	"path/filepath"
 
 	"github.com/kiln-build/kiln/exporter"
-	"github.com/kiln-build/kiln/exporter/busybox"
+	"github.com/kiln-build/kiln/internal/atomicfile"
+	"github.com/kiln-build/kiln/internal/busybox"
 )
 
 func main() {
@@ -43,22 +44,9 @@ func run(ctx context.Context, out, bin, ref string) error {
 	if out == "-" {
 		return exporter.WriteOCIArchive(ctx, os.Stdout, img, ref)
 	}
-	f, err := os.CreateTemp(filepath.Dir(out), ".kiln-busybox-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(f.Name())
-	err = exporter.WriteOCIArchive(ctx, f, img, ref)
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Chmod(f.Name(), 0o644)
-	}
-	if err != nil {
-		return err
-	}
-	if err := os.Rename(f.Name(), out); err != nil {
+	if err := atomicfile.WriteFile(out, atomicfile.Options{Perm: 0o644}, func(w io.Writer) error {
+		return exporter.WriteOCIArchive(ctx, w, img, ref)
+	}); err != nil {
 		return err
 	}
 	digest, err := img.Digest()

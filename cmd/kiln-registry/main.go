@@ -17,7 +17,7 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/registry"
 
-	"github.com/kiln-build/kiln/exporter/busybox"
+	"github.com/kiln-build/kiln/internal/busybox"
 )
 
 func main() {

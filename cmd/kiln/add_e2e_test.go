@@ -34,6 +34,7 @@ func tarball(t *testing.T) []byte {
 }
 
 func TestAddExtractsLocalArchives(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	plain := tarball(t)
 	var gz bytes.Buffer

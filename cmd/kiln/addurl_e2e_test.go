@@ -12,6 +12,7 @@ import (
 )
 
 func TestAddURL(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	content := "remote content v1\n"
 	// The handler runs on the server's goroutines; the test changes the

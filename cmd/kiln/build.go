@@ -20,6 +20,7 @@ import (
 	"github.com/kiln-build/kiln/cache"
 	"github.com/kiln-build/kiln/exporter"
 	"github.com/kiln-build/kiln/frontend"
+	"github.com/kiln-build/kiln/imageref"
 	"github.com/kiln-build/kiln/solver"
 )
 
@@ -121,7 +122,7 @@ func runBuild(cmd *cobra.Command, g *globalFlags, f *buildFlags, contextArg stri
 	if err != nil {
 		return err
 	}
-	epoch, err := sourceDateEpoch(buildArgs)
+	epoch, err := solver.SourceDateEpoch(buildArgs, os.Getenv("SOURCE_DATE_EPOCH"))
 	if err != nil {
 		return err
 	}
@@ -185,17 +186,18 @@ func runBuild(cmd *cobra.Command, g *globalFlags, f *buildFlags, contextArg stri
 	if err != nil {
 		return err
 	}
-	digest, err := commitImage(ctx, store, res.Config, cache.ConfigExtras{HealthStartInterval: res.HealthStartInterval}, layers, f.noCache, epoch)
+	img := solver.Image{Config: res.Config, Extras: cache.ConfigExtras{HealthStartInterval: res.HealthStartInterval}, Layers: layers}
+	manifest, err := solver.CommitImage(ctx, store, img, solver.CommitOptions{NoCache: f.noCache, Epoch: epoch})
 	if err != nil {
 		return err
 	}
-	id, err := configDigest(ctx, store, digest)
+	id, err := store.ImageID(ctx, manifest)
 	if err != nil {
 		return err
 	}
 	progress.Printf("writing image %s done\n", id)
 	for _, t := range f.tags {
-		if err := store.TagBuilt(ctx, t, digest); err != nil {
+		if err := store.TagBuilt(ctx, t, manifest); err != nil {
 			return fmt.Errorf("tagging %s: %w", t, err)
 		}
 		progress.Printf("naming to %s done\n", canonical(t))
@@ -208,7 +210,7 @@ func runBuild(cmd *cobra.Command, g *globalFlags, f *buildFlags, contextArg stri
 		if out.Name == "" {
 			out.Name = name
 		}
-		if err := export(ctx, store, digest, name, out); err != nil {
+		if err := exporter.Export(ctx, store, manifest, out, os.Stdout); err != nil {
 			return err
 		}
 		switch {
@@ -231,11 +233,11 @@ func runBuild(cmd *cobra.Command, g *globalFlags, f *buildFlags, contextArg stri
 }
 
 func canonical(ref string) string {
-	r, err := cache.ParseName(ref)
+	r, err := imageref.Parse(ref)
 	if err != nil {
 		return ref
 	}
-	return cache.CanonicalName(r)
+	return imageref.Canonical(r)
 }
 
 // readDockerfile returns the Dockerfile's bytes and the name to show in

@@ -13,7 +13,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/registry"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 
-	"github.com/kiln-build/kiln/exporter/busybox"
+	"github.com/kiln-build/kiln/internal/busybox"
 )
 
 var plainStep = regexp.MustCompile(`(?m)^#(\d+) (\[.*)$`)
@@ -56,6 +56,7 @@ func wantStatus(t *testing.T, out string, want map[string]string) {
 // A build arg change busts only the steps that can see it; proxy args and
 // args no stage declares bust nothing.
 func TestBuildArgScoping(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	dir := e.context(map[string]string{
 		"Dockerfile": `ARG BASE
@@ -108,6 +109,7 @@ COPY --from=a /v /v
 // store has; always resolves the tag again and rebuilds on a new digest;
 // never fails without a local copy.
 func TestPullPolicy(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	var requests atomic.Int64
 	reg := registry.New(registry.Logger(log.New(io.Discard, "", 0)))

@@ -13,6 +13,7 @@ import (
 // it finds the other one inside the cache mount: sharing=locked must make
 // the second wait, sharing=private must give it another directory.
 func TestCacheMountSharingBetweenConcurrentBuilds(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	for _, sharing := range []string{"locked", "private"} {
 		t.Run(sharing, func(t *testing.T) {
@@ -46,6 +47,7 @@ func TestCacheMountSharingBetweenConcurrentBuilds(t *testing.T) {
 }
 
 func TestRunMountSSH(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	sock := filepath.Join(t.TempDir(), "agent.sock")
 	l, err := net.Listen("unix", sock)

@@ -12,6 +12,7 @@ var ranStep = regexp.MustCompile(`(?m)^#\d+ \[\d+/\d+\] RUN `)
 // TestCheckWarnings: a build prints BuildKit's warning summary and goes
 // on; BUILDKIT_DOCKERFILE_CHECK silences it without counting as unused.
 func TestCheckWarnings(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	dir := e.context(map[string]string{"Dockerfile": "ARG BASE\nFROM $BASE AS Build\nRUN echo step-output-$((6*7))\nCMD echo hi\n"})
 	r := e.mustKiln("build", "--progress=plain", "--build-arg", "BASE="+e.base, dir)
@@ -36,6 +37,7 @@ func TestCheckWarnings(t *testing.T) {
 // TestCheckFlag: --check evaluates the checks and builds nothing: exit 1
 // with the report when something is wrong, 0 when nothing is.
 func TestCheckFlag(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	bad := e.context(map[string]string{"Dockerfile": "ARG BASE\nFROM $BASE AS Build\nRUN echo step-output-$((6*7))\nCMD echo hi\n"})
 	r := e.kiln("", "build", "--check", "--progress=plain", "--build-arg", "BASE="+e.base, bad)
@@ -90,6 +92,7 @@ func TestCheckFlag(t *testing.T) {
 // TestCheckErrorSnippet: a compile error shows the Dockerfile around the
 // offending line before the message, as BuildKit does.
 func TestCheckErrorSnippet(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	dir := e.context(map[string]string{"Dockerfile": "ARG BASE\nFROM $BASE\n\nRUNN echo hi\n"})
 	r := e.kiln("", "build", "--progress=plain", "--build-arg", "BASE="+e.base, dir)

@@ -4,10 +4,10 @@ package main
 
 import (
 	"fmt"
-	"time"
 
-	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/spf13/cobra"
+
+	"github.com/kiln-build/kiln/cache"
 )
 
 func newCommitCmd(g *globalFlags) *cobra.Command {
@@ -22,34 +22,7 @@ func newCommitCmd(g *globalFlags) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			c, err := store.Container(ctx, args[0])
-			if err != nil {
-				return err
-			}
-			if c.Status == "running" {
-				return fmt.Errorf("container %s is running: kiln commits only stopped containers", args[0])
-			}
-			layers, cfg, err := store.ImageLayers(ctx, c.Digest)
-			if err != nil {
-				return fmt.Errorf("the image of container %s: %w", args[0], err)
-			}
-			l, err := store.CommitCopy(ctx, store.ContainerDir(c.ID)+"/upper")
-			if err != nil {
-				return err
-			}
-			now := time.Now().UTC()
-			nc := *cfg
-			nc.History = append(append([]v1.History(nil), cfg.History...), v1.History{
-				Created:   v1.Time{Time: now},
-				CreatedBy: fmt.Sprintf("%v", c.Command),
-				Author:    author,
-				Comment:   message,
-			})
-			if author != "" {
-				nc.Author = author
-			}
-			nc.Created = v1.Time{Time: now}
-			d, err := store.CommitImage(ctx, &nc, append(layers, l))
+			d, err := store.CommitContainer(ctx, args[0], cache.ContainerCommit{Author: author, Message: message})
 			if err != nil {
 				return err
 			}
@@ -58,7 +31,7 @@ func newCommitCmd(g *globalFlags) *cobra.Command {
 					return err
 				}
 			}
-			id, err := configDigest(ctx, store, d)
+			id, err := store.ImageID(ctx, d)
 			if err != nil {
 				return err
 			}

@@ -10,6 +10,7 @@ import (
 
 // Two kiln processes building on one store execute a shared step once.
 func TestConcurrentBuildsShareAStep(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	dir := e.context(map[string]string{
 		"Dockerfile": "ARG BASE\nFROM $BASE\nRUN sleep 1 && date +%s%N > /stamp\n",
@@ -47,6 +48,7 @@ func TestConcurrentBuildsShareAStep(t *testing.T) {
 
 // Within one build, the same step reached through two stages runs once.
 func TestSameStepInTwoStagesRunsOnce(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	dir := e.context(map[string]string{
 		"Dockerfile": `ARG BASE
@@ -83,6 +85,7 @@ COPY --from=b /x /b
 // RUNs overlap with --jobs 2 and do not with --jobs 1. Judged from the
 // times the steps themselves write, not from wall time.
 func TestJobsLimitParallelSteps(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	dir := e.context(map[string]string{
 		"Dockerfile": `ARG BASE

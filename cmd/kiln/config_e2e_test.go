@@ -33,6 +33,7 @@ func (e *env) rawConfig(ref string) rawConfig {
 }
 
 func TestHealthcheckStartIntervalInConfig(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	ctx := e.context(map[string]string{"Dockerfile": "ARG BASE\nFROM $BASE\n" +
 		"HEALTHCHECK --interval=5s --start-period=1m --start-interval=2s --retries=4 CMD true\n"})
@@ -71,6 +72,7 @@ func TestHealthcheckStartIntervalInConfig(t *testing.T) {
 }
 
 func TestSourceDateEpochBuildArg(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	ctx := e.context(map[string]string{"Dockerfile": "ARG BASE\nFROM $BASE\nRUN echo x > /x\nENV A=b\n"})
 	build := func(tag string, args ...string) result {

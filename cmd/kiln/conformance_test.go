@@ -2,12 +2,16 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"reflect"
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -66,12 +70,11 @@ func TestConformance(t *testing.T) {
 	if err != nil || len(dirs) == 0 {
 		t.Fatalf("no conformance cases: %v", err)
 	}
-	e := newEnv(t)
+	e, cases := caseEnv(t) // before t.Parallel: see caseEnv
+	t.Parallel()
 	for _, dir := range dirs {
 		name := filepath.Base(dir)
 		t.Run(name, func(t *testing.T) {
-			// Cases share the store, as concurrent builds may (go test
-			// -parallel bounds how many run at once); each has its own tag.
 			t.Parallel()
 			b, err := os.ReadFile(filepath.Join(dir, "expect.json"))
 			if err != nil {
@@ -83,10 +86,11 @@ func TestConformance(t *testing.T) {
 			}
 			ce := *e
 			ce.t = t
-			ctx := copyContext(t, dir)
-			tag := "conf-" + strings.ToLower(name)
-			args := append([]string{"build", "--progress=plain", "-t", tag, "--build-arg", "BASE=" + e.base}, x.Args...)
-			r := ce.kiln("", append(args, ctx)...)
+			build := cases.build(&ce, dir)
+			if build.err != nil {
+				t.Fatal(build.err)
+			}
+			r, tag := build.res, build.tag
 			if x.Fail != "" {
 				if r.code == 0 || !strings.Contains(r.stderr, x.Fail) {
 					t.Fatalf("want failure with %q, got exit %d:\n%s", x.Fail, r.code, r.stderr)
@@ -136,11 +140,119 @@ func TestConformance(t *testing.T) {
 	}
 }
 
+// Every case of testdata/e2e and testdata/differential is built with kiln
+// once, in one store, by the first test that needs the build:
+// TestConformance checks it against the case's expect.json,
+// TestDifferentialBuildah compares it with buildah's build of the case.
+// Cases share the store, as concurrent builds may (go test -parallel bounds
+// how many conformance cases run at once); each has its own tag.
+var sharedCases struct {
+	mu    sync.Mutex
+	users int // the tests using store
+	store *caseStore
+}
+
+type caseStore struct {
+	dir    string // the store (dir/store) and the cases' contexts
+	mu     sync.Mutex
+	builds map[string]*caseBuild // by case dir
+}
+
+// caseBuild is kiln's build of one case.
+type caseBuild struct {
+	once sync.Once
+	tag  string
+	res  result
+	err  error // the case could not be read, or kiln not run
+}
+
+// caseEnv makes t a user of the case store until t ends and returns the
+// store's env. The store lives while one of its users runs (each round of
+// -count builds anew): the tests sharing it call caseEnv before
+// t.Parallel, so that neither ends before the other began.
+func caseEnv(t *testing.T) (*env, *caseStore) {
+	t.Helper()
+	e := envAt(t, "") // skips unless end-to-end tests can run
+	sharedCases.mu.Lock()
+	defer sharedCases.mu.Unlock()
+	if sharedCases.store == nil {
+		dir, err := os.MkdirTemp("", "kiln-cases-")
+		if err != nil {
+			t.Fatal(err)
+		}
+		sharedCases.store = &caseStore{dir: dir, builds: map[string]*caseBuild{}}
+	}
+	cs := sharedCases.store
+	sharedCases.users++
+	t.Cleanup(func() {
+		sharedCases.mu.Lock()
+		defer sharedCases.mu.Unlock()
+		if sharedCases.users--; sharedCases.users == 0 {
+			sharedCases.store = nil
+			if err := os.RemoveAll(cs.dir); err != nil {
+				t.Error(err)
+			}
+		}
+	})
+	e.root = filepath.Join(cs.dir, "store")
+	return e, cs
+}
+
+// build is kiln's build of the case in dir (testdata/GROUP/NAME), run now
+// unless another test has: `kiln build --progress=plain -t case-GROUP-NAME
+// --build-arg BASE=<busybox>` with the args of its expect.json, on a copy
+// of the case dir (but expect.json). Safe from any goroutine.
+func (cs *caseStore) build(e *env, dir string) *caseBuild {
+	dir = filepath.Clean(dir)
+	cs.mu.Lock()
+	b := cs.builds[dir]
+	if b == nil {
+		name := filepath.Base(filepath.Dir(dir)) + "-" + filepath.Base(dir)
+		b = &caseBuild{tag: "case-" + strings.ToLower(name)}
+		cs.builds[dir] = b
+	}
+	cs.mu.Unlock()
+	b.once.Do(func() { b.res, b.err = b.run(e, filepath.Join(cs.dir, "contexts", b.tag), dir) })
+	return b
+}
+
+func (b *caseBuild) run(e *env, ctx, dir string) (result, error) {
+	var x expectation
+	if raw, err := os.ReadFile(filepath.Join(dir, "expect.json")); err == nil {
+		if err := json.Unmarshal(raw, &x); err != nil {
+			return result{}, fmt.Errorf("%s/expect.json: %w", dir, err)
+		}
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return result{}, err
+	}
+	// Made as t.TempDir makes the context of copyContext: the mode of the
+	// context's root can show in an image.
+	if err := os.MkdirAll(filepath.Dir(ctx), 0o755); err != nil {
+		return result{}, err
+	}
+	if err := os.Mkdir(ctx, 0o700); err != nil {
+		return result{}, err
+	}
+	if err := copyTree(dir, ctx); err != nil {
+		return result{}, err
+	}
+	args := append([]string{"build", "--progress=plain", "-t", b.tag, "--build-arg", "BASE=" + e.base}, x.Args...)
+	return e.run("", append(args, ctx)...)
+}
+
 // copyContext copies a case dir (but expect.json) to a temp build context.
 func copyContext(t *testing.T, dir string) string {
 	t.Helper()
 	ctx := t.TempDir()
-	err := filepath.Walk(dir, func(p string, fi os.FileInfo, err error) error {
+	if err := copyTree(dir, ctx); err != nil {
+		t.Fatal(err)
+	}
+	return ctx
+}
+
+// copyTree copies the case dir (but expect.json) into the dir ctx.
+func copyTree(dir, ctx string) error {
+	return filepath.Walk(dir, func(p string, fi os.FileInfo, err error) error {
 		if err != nil {
 			return err
 		}
@@ -166,10 +278,6 @@ func copyContext(t *testing.T, dir string) string {
 			return os.WriteFile(dst, b, fi.Mode().Perm())
 		}
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return ctx
 }
 
 func checkFiles(t *testing.T, fs map[string]file, want map[string]fileExpect) {

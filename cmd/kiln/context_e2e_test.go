@@ -49,9 +49,7 @@ func kilnBounded(e *env, timeout time.Duration, memCap uint64, args ...string) (
 	e.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, os.Args[0], append([]string{"--root", e.root}, args...)...)
-	cmd.Env = append(os.Environ(), "KILN_TEST_MAIN=1")
-	cmd.Env = append(cmd.Env, e.extra...)
+	cmd := e.command(ctx, args...)
 	cmd.WaitDelay = 5 * time.Second
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
@@ -125,6 +123,7 @@ func hasMarker(t *testing.T, e *env, ref, marker string) []string {
 // reads from the context are files inside it; what -f names may be
 // anywhere, but must be a regular file; neither is read past the limit.
 func TestContextDockerfileBoundary(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	canaryPath, marker := canary(t)
 	outside := filepath.Dir(canaryPath)
@@ -523,6 +522,7 @@ func TestContextDockerfileBoundary(t *testing.T) {
 // sources likewise): they pin that boundary. Each case's attack says what
 // it tries.
 func TestContextCopyBoundary(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	canaryPath, marker := canary(t)
 	outDir := filepath.Dir(canaryPath)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"math/rand"
 	"os"
@@ -16,6 +17,10 @@ import (
 
 // A build SIGKILLed at any moment leaves a store the next build uses
 // without repair, and that build's image is right.
+//
+// Not parallel: the kills land 0-300 ms after each start, a span that
+// covers the build's startup, pull and first steps only on a machine not
+// busy with the other tests (there a build gets much less far in it).
 func TestSIGKILLAtRandomPointsLeavesAUsableStore(t *testing.T) {
 	e := newEnv(t)
 	dir := e.context(map[string]string{
@@ -37,12 +42,11 @@ RUN wc -l < /app/all > /app/count && rm -rf /app/data/b
 	t.Logf("seed %d", seed)
 	const kills = 20
 	for i := 0; i < kills; i++ {
-		args := []string{"--root", e.root, "build", "--progress=plain", "-t", "crash", "--build-arg", "BASE=" + e.base}
+		args := []string{"build", "--progress=plain", "-t", "crash", "--build-arg", "BASE=" + e.base}
 		if i%3 == 0 {
 			args = append(args, "--no-cache") // so later rounds still have work to interrupt
 		}
-		cmd := exec.Command(os.Args[0], append(args, dir)...)
-		cmd.Env = append(os.Environ(), "KILN_TEST_MAIN=1")
+		cmd := e.command(context.Background(), append(args, dir)...)
 		var out bytes.Buffer
 		cmd.Stdout, cmd.Stderr = &out, &out
 		if err := cmd.Start(); err != nil {
@@ -108,6 +112,11 @@ RUN wc -l < /app/all > /app/count && rm -rf /app/data/b
 	}
 }
 
+// sleepArg is a `sleep` argument no other process on the host uses: this
+// package's tests are told apart by the base, a run of the package from
+// another (a second go test on the host) by the pid.
+func sleepArg(base int) string { return strconv.Itoa(base + os.Getpid()) }
+
 // sleepers counts live processes running `sleep <arg>`.
 func sleepers(arg string) int {
 	n := 0
@@ -121,15 +130,27 @@ func sleepers(arg string) int {
 	return n
 }
 
-// waitFor polls cond for up to 10 s.
-func waitFor(cond func() bool) bool {
-	for i := 0; i < 200; i++ {
+// waitFor polls cond for up to d.
+func waitFor(d time.Duration, cond func() bool) bool {
+	for end := time.Now().Add(d); ; time.Sleep(50 * time.Millisecond) {
 		if cond() {
 			return true
 		}
-		time.Sleep(50 * time.Millisecond)
+		if time.Now().After(end) {
+			return false
+		}
 	}
-	return false
+}
+
+// exited reports whether the child pid has exited (a zombie not yet waited
+// for, or gone).
+func exited(pid int) bool {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return true
+	}
+	i := bytes.LastIndexByte(b, ')') // the state follows the command's name
+	return i < 0 || i+2 >= len(b) || b[i+2] == 'Z'
 }
 
 // tmpLeft lists what is left in the store's tmp dir.
@@ -149,11 +170,13 @@ func tmpLeft(t *testing.T, root string) []string {
 // The first failing step cancels the others: their processes are killed,
 // their temp dirs removed, and the failure is what kiln reports.
 func TestFirstFailureCancelsTheRest(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
+	slow := sleepArg(10_000_000)
 	dir := e.context(map[string]string{
 		"Dockerfile": `ARG BASE
 FROM $BASE AS slow
-RUN sleep 3171
+RUN sleep ` + slow + `
 FROM $BASE AS failing
 RUN sleep 0.5 && exit 3
 FROM $BASE
@@ -165,7 +188,7 @@ COPY --from=failing /etc/passwd /b
 	if r.code != 3 || !strings.Contains(r.stderr, "exit 3") {
 		t.Errorf("exit %d, want the failing step's 3:\n%s", r.code, r.stderr)
 	}
-	if !waitFor(func() bool { return sleepers("3171") == 0 }) {
+	if !waitFor(10*time.Second, func() bool { return sleepers(slow) == 0 }) {
 		t.Error("the slow step's process outlived the build")
 	}
 	if left := tmpLeft(t, e.root); len(left) != 0 {
@@ -176,19 +199,23 @@ COPY --from=failing /etc/passwd /b
 // SIGINT and SIGTERM stop a build cleanly: its step's processes die, its
 // temp dirs go, exit status 130, and the store is consistent and usable.
 func TestSignalStopsABuildCleanly(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
+	step := sleepArg(20_000_000)
 	dir := e.context(map[string]string{
-		"Dockerfile": "ARG BASE\nFROM $BASE\nRUN echo before > /before\nARG N\nRUN echo $N && sleep 3172\n",
+		"Dockerfile": "ARG BASE\nFROM $BASE\nRUN echo before > /before\nARG N\nRUN echo $N && sleep " + step + "\n",
 	})
 	for i, sig := range []os.Signal{os.Interrupt, syscall.SIGTERM} {
-		cmd := exec.Command(os.Args[0], "--root", e.root, "build", "--progress=plain", "--build-arg", "BASE="+e.base, "--build-arg", "N="+strconv.Itoa(i), dir)
-		cmd.Env = append(os.Environ(), "KILN_TEST_MAIN=1")
+		cmd := e.command(context.Background(), "build", "--progress=plain", "--build-arg", "BASE="+e.base, "--build-arg", "N="+strconv.Itoa(i), dir)
 		var out bytes.Buffer
 		cmd.Stdout, cmd.Stderr = &out, &out
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
-		if !waitFor(func() bool { return sleepers("3172") == 1 }) {
+		// Up to the step is a pull and a RUN: on a machine busy with the
+		// other tests that may take a while, which is not what this checks.
+		started := func() bool { return sleepers(step) == 1 }
+		if !waitFor(2*time.Minute, func() bool { return started() || exited(cmd.Process.Pid) }) || !started() {
 			cmd.Process.Kill()
 			cmd.Wait()
 			t.Fatalf("%v: the step never started:\n%s", sig, out.String())
@@ -201,7 +228,7 @@ func TestSignalStopsABuildCleanly(t *testing.T) {
 		if !errors.As(err, &xe) || xe.ExitCode() != 130 {
 			t.Errorf("%v: %v, want exit 130:\n%s", sig, err, out.String())
 		}
-		if sleepers("3172") != 0 {
+		if sleepers(step) != 0 {
 			t.Errorf("%v: the step's process outlived the build", sig)
 		}
 		if left := tmpLeft(t, e.root); len(left) != 0 {

@@ -16,6 +16,7 @@ import (
 // lands in a throwaway layer: not on the host, not in the base's snapshot,
 // not in the image.
 func TestCVE_2024_1753_BindFromImageRW(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	marker := "BIND_BREAKOUT_" + filepath.Base(t.TempDir())
 	dir := e.context(map[string]string{"Dockerfile": `ARG BASE
@@ -52,6 +53,7 @@ RUN --mount=type=bind,from=base,source=/etc,target=/etcdir,rw touch /etcdir/` + 
 // the cache directory as a path, so `id=../../..` mounted a host
 // directory. Ids are names, and source stays inside the cache.
 func TestCVE_2024_9675_CacheMountIDTraversal(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	host := t.TempDir()
 	if err := os.WriteFile(filepath.Join(host, "HOST-CANARY"), []byte("x"), 0o644); err != nil {
@@ -79,6 +81,7 @@ RUN --mount=type=cache,id=x,source=out,target=/d ls /d; touch /d/PWNED2; true
 // writable bind of the build context reached the host. They are
 // discarded, even with several stages binding the context at once.
 func TestCVE_2024_11218_BindContextRWDiscarded(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	dir := e.context(map[string]string{"Dockerfile": `ARG BASE
 FROM $BASE AS a
@@ -109,6 +112,7 @@ COPY --from=b /etc/passwd /b
 // and nothing in the seccomp-confined, capability-limited sandbox can
 // mount or create a user namespace.
 func TestCVE_2024_23653_NoInsecureSandbox(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	dir := e.context(map[string]string{"Dockerfile": "ARG BASE\nFROM $BASE\nRUN --security=insecure touch /x\n"})
 	r := e.kiln("", "build", "--build-arg", "BASE="+e.base, dir)

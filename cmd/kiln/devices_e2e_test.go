@@ -54,6 +54,7 @@ func testLoopDevice(t *testing.T) (dev, backing string, major, minor uint32) {
 // filter, nodev mounts), while the image keeps the nodes as data, as
 // BuildKit does.
 func TestBuildAndRunCannotUseHostDevices(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	_, backing, major, minor := testLoopDevice(t)
 	var tb bytes.Buffer
@@ -111,6 +112,7 @@ RUN mknod /tmp/d b %d %d && %s; %s; true
 // A fork bomb in a Dockerfile is bounded by build.pidsLimit, and a RUN
 // that allocates past build.memoryLimit is killed, with a message saying so.
 func TestBuildLimitsFromConfig(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	if err := os.WriteFile(filepath.Join(e.root, "config.json"), []byte(`{"build": {"pidsLimit": 32, "memoryLimit": "64MB"}}`), 0o644); err != nil {
 		t.Fatal(err)

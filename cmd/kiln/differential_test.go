@@ -1,9 +1,9 @@
 package main
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"os"
 	"os/exec"
@@ -211,11 +211,17 @@ var buildahStubs = map[string]byte{
 	"/run":             '5',
 }
 
-// window is how many cases build at once, ahead of the subtest that
-// compares them: buildah spends most of a build waiting (runc, commits), so
-// more than the 2 parallel subtests of these machines pays off.
-const window = 4
+// builders is how many cases build at once (kiln, then buildah), ahead of
+// the subtests that compare them: buildah spends much of a build waiting
+// (runc, commits).
+const builders = 4
 
+// The builds of the cases are most of this test's time, the longest of the
+// package: when every case is compared (-run names no subtest), they all
+// start before t.Parallel, so they run beside all the other tests instead
+// of waiting for this one's turn among them. (Only the test SIGKILLing
+// builds at random points runs alone, and it comes first: see
+// crash_e2e_test.go. A test kept serial must sort before this file.)
 func TestDifferentialBuildah(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root: kiln and buildah run build steps in new namespaces")
@@ -226,7 +232,7 @@ func TestDifferentialBuildah(t *testing.T) {
 	if _, err := exec.LookPath("runc"); err != nil {
 		t.Skip("no runc for buildah's RUN steps (apt-get install runc): " + err.Error())
 	}
-	e := newEnv(t)
+	e, cases := caseEnv(t) // kiln's builds are TestConformance's
 	bh := newBuildah(t, e.base)
 	t.Logf("buildah %s, storage driver %s", bh.version, bh.driver)
 
@@ -243,18 +249,23 @@ func TestDifferentialBuildah(t *testing.T) {
 	if len(runs) == 0 {
 		t.Fatal("no cases")
 	}
+	bs := startBuilds(e, cases, bh, builders)
+	// Registered after the temp dirs' cleanups, so it runs before them:
+	// nothing may still build when they go.
+	t.Cleanup(bs.close)
+	if everySubtest() {
+		bs.request(runs...)
+	}
+	t.Parallel()
+
 	trees := &layerCache{layers: map[v1.Hash][]layerEntry{}}
-	var wg sync.WaitGroup
-	defer wg.Wait() // nothing may still build when the temp dirs go
 	var results []string
 	if out := os.Getenv("KILN_DIFFERENTIAL_REPORT"); out != "" {
 		defer func() { writeReport(t, out, bh.version, results) }()
 	}
 	for i, r := range runs {
 		t.Run(r.name, func(t *testing.T) {
-			for _, ahead := range runs[i:min(i+window, len(runs))] {
-				ahead.start(e, bh, &wg)
-			}
+			bs.request(runs[i:min(i+builders, len(runs))]...)
 			c := differentialCases[r.name]
 			if c.unsupported != "" {
 				// Still built: buildah must fail, or the entry is stale.
@@ -266,6 +277,83 @@ func TestDifferentialBuildah(t *testing.T) {
 			c.known = checkKnown(t, c.known, r.differences(t, &ce, trees), strings.HasPrefix(bh.version, buildahTable))
 		})
 	}
+}
+
+// everySubtest reports whether -run and -skip leave every subtest of the
+// tests they select: -run names none (its pattern has no "/"), -skip is
+// not given.
+func everySubtest() bool {
+	run, skip := flag.Lookup("test.run"), flag.Lookup("test.skip")
+	return run != nil && !strings.Contains(run.Value.String(), "/") && skip != nil && skip.Value.String() == ""
+}
+
+// builds builds the cases requested, n at a time, in the order requested.
+type builds struct {
+	e     *env
+	cases *caseStore
+	bh    *buildah
+	wg    sync.WaitGroup
+	mu    sync.Mutex
+	cond  *sync.Cond
+	queue []*caseRun // requested, not yet started
+	asked map[*caseRun]bool
+	stop  bool
+}
+
+func startBuilds(e *env, cases *caseStore, bh *buildah, n int) *builds {
+	bs := &builds{e: e, cases: cases, bh: bh, asked: map[*caseRun]bool{}}
+	bs.cond = sync.NewCond(&bs.mu)
+	for range n {
+		bs.wg.Add(1)
+		go bs.work()
+	}
+	return bs
+}
+
+// request queues the runs not requested yet.
+func (bs *builds) request(runs ...*caseRun) {
+	bs.mu.Lock()
+	defer bs.mu.Unlock()
+	for _, r := range runs {
+		if !bs.asked[r] {
+			bs.asked[r] = true
+			bs.queue = append(bs.queue, r)
+		}
+	}
+	bs.cond.Broadcast()
+}
+
+func (bs *builds) work() {
+	defer bs.wg.Done()
+	for {
+		bs.mu.Lock()
+		for len(bs.queue) == 0 && !bs.stop {
+			bs.cond.Wait()
+		}
+		if bs.stop {
+			left := bs.queue
+			bs.queue = nil
+			bs.mu.Unlock()
+			for _, r := range left {
+				r.err = errors.New("not built: the test ended first")
+				close(r.done)
+			}
+			return
+		}
+		r := bs.queue[0]
+		bs.queue = bs.queue[1:]
+		bs.mu.Unlock()
+		r.build(bs.e, bs.cases, bs.bh)
+	}
+}
+
+// close drops the requests not started and waits for the builds under way.
+func (bs *builds) close() {
+	bs.mu.Lock()
+	bs.stop = true
+	bs.cond.Broadcast()
+	bs.mu.Unlock()
+	bs.wg.Wait()
 }
 
 // resultRow is the case's line in docs/differential.md; c.known holds the
@@ -314,12 +402,13 @@ func writeReport(t *testing.T, path, version string, rows []string) {
 
 // caseRun is one case built by both, in the background.
 type caseRun struct {
-	name, tag, ctx string
+	dir, name, tag string
+	ctx            string   // buildah's copy of the case
 	args           []string // build flags, the same for both
 	fail           string   // the build must fail (expect.json)
-	once           sync.Once
 	done           chan struct{}
 	kiln           result
+	kilnTag        string // kiln's image in the case store
 	bimg           v1.Image
 	bud, err       error // buildah's build failed; something else did
 }
@@ -333,6 +422,7 @@ func newCaseRun(t *testing.T, e *env, dir string) *caseRun {
 	}
 	name := filepath.Base(filepath.Dir(dir)) + "/" + filepath.Base(dir)
 	return &caseRun{
+		dir:  dir,
 		name: name,
 		tag:  strings.ReplaceAll(name, "/", "-"),
 		ctx:  copyContext(t, dir),
@@ -342,29 +432,17 @@ func newCaseRun(t *testing.T, e *env, dir string) *caseRun {
 	}
 }
 
-// start builds the case with kiln, then buildah, once.
-func (r *caseRun) start(e *env, bh *buildah, wg *sync.WaitGroup) {
-	r.once.Do(func() {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			defer close(r.done)
-			cmd := exec.Command(os.Args[0], append(append([]string{"--root", e.root, "build", "--progress=plain", "-t", r.tag}, r.args...), r.ctx)...)
-			cmd.Env = append(append(os.Environ(), "KILN_TEST_MAIN=1"), e.extra...)
-			var errb bytes.Buffer
-			cmd.Stderr = &errb
-			err := cmd.Run()
-			r.kiln.stderr = errb.String()
-			var xe *exec.ExitError
-			if errors.As(err, &xe) {
-				r.kiln.code = xe.ExitCode()
-			} else if err != nil {
-				r.err = fmt.Errorf("running kiln: %w", err)
-				return
-			}
-			r.bimg, r.bud, r.err = bh.build(r.tag, r.ctx, r.args)
-		}()
-	})
+// build builds the case with kiln (in the case store, unless
+// TestConformance has), then with buildah.
+func (r *caseRun) build(e *env, cases *caseStore, bh *buildah) {
+	defer close(r.done)
+	b := cases.build(e, r.dir)
+	if b.err != nil {
+		r.err = b.err
+		return
+	}
+	r.kiln, r.kilnTag = b.res, b.tag
+	r.bimg, r.bud, r.err = bh.build(r.tag, r.ctx, r.args)
 }
 
 // differences waits for the two builds and says how their results differ.
@@ -384,7 +462,7 @@ func (r *caseRun) differences(t *testing.T, e *env, trees *layerCache) []differe
 	case r.bud != nil:
 		return []difference{{"build", fmt.Sprintf("kiln builds, buildah fails: %v", r.bud)}}
 	}
-	kimg := e.image(r.tag)
+	kimg := e.image(r.kilnTag)
 	kt, err := trees.tree(kimg)
 	if err != nil {
 		t.Fatalf("kiln's image: %v", err)

@@ -6,11 +6,13 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 )
 
 func TestBuildHelloExample(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	ctxDir, err := filepath.Abs("../../examples/hello")
 	if err != nil {
@@ -109,6 +111,7 @@ func TestBuildHelloExample(t *testing.T) {
 }
 
 func TestRunExitCodeAndStore(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	r := e.kiln("", "run", "--rm", e.base, "sh", "-c", "echo out; echo err >&2; exit 3")
 	if r.code != 3 {
@@ -134,6 +137,7 @@ func TestRunExitCodeAndStore(t *testing.T) {
 }
 
 func TestFailingRunStep(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	dir := e.context(map[string]string{"Dockerfile": "ARG BASE\nFROM $BASE\nRUN echo before\nRUN echo oops >&2; exit 7\n"})
 	r := e.kiln("", "build", "--progress=plain", "--build-arg", "BASE="+e.base, dir)
@@ -148,6 +152,7 @@ func TestFailingRunStep(t *testing.T) {
 }
 
 func TestBuildWhiteoutsAndOwnership(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	dir := e.context(map[string]string{
 		"Dockerfile": `ARG BASE
@@ -180,6 +185,7 @@ RUN id -u > /home/user/uid
 }
 
 func TestExportArchives(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	dir := e.context(map[string]string{
 		"Dockerfile": "ARG BASE\nFROM $BASE\nCOPY msg /msg\nCMD [\"cat\", \"/msg\"]\n",
@@ -187,7 +193,12 @@ func TestExportArchives(t *testing.T) {
 	})
 	out := t.TempDir()
 	oci, dock := filepath.Join(out, "img.tar"), filepath.Join(out, "img-docker.tar")
-	e.mustKiln("build", "-t", "exp:1", "--build-arg", "BASE="+e.base, "--output", "type=oci,dest="+oci, "--output", "type=docker,dest="+dock, dir)
+	// podman's store is the host's: the tag is this process's, so that a
+	// run of the package beside this one (another go test) loads and
+	// removes its own image.
+	version := strconv.Itoa(os.Getpid())
+	ref := "exp:" + version
+	e.mustKiln("build", "-t", ref, "--build-arg", "BASE="+e.base, "--output", "type=oci,dest="+oci, "--output", "type=docker,dest="+dock, dir)
 
 	if _, err := exec.LookPath("skopeo"); err == nil {
 		b, err := exec.Command("skopeo", "inspect", "oci-archive:"+oci).CombinedOutput()
@@ -204,7 +215,7 @@ func TestExportArchives(t *testing.T) {
 			t.Fatalf("untar: %v %s", err, b)
 		}
 		bundle := filepath.Join(out, "bundle")
-		if b, err := exec.Command("umoci", "unpack", "--image", lay+":1", bundle).CombinedOutput(); err != nil {
+		if b, err := exec.Command("umoci", "unpack", "--image", lay+":"+version, bundle).CombinedOutput(); err != nil {
 			t.Errorf("umoci unpack: %v\n%s", err, b)
 		} else if got, _ := os.ReadFile(filepath.Join(bundle, "rootfs", "msg")); string(got) != "exported\n" {
 			t.Errorf("umoci unpacked /msg = %q", got)
@@ -219,9 +230,9 @@ func TestExportArchives(t *testing.T) {
 			t.Fatalf("podman load: %v\n%s", err, b)
 		}
 		// podman files a docker-archive's short name under localhost/.
-		defer podman("rmi", "-f", "localhost/exp:1")
+		defer podman("rmi", "-f", "localhost/"+ref)
 		b, err := podman("run", "--rm", "--pull=never", "--network", "none",
-			"--ulimit", "nofile=4096:4096", "--ulimit", "nproc=4096:4096", "exp:1")
+			"--ulimit", "nofile=4096:4096", "--ulimit", "nproc=4096:4096", ref)
 		if err != nil || !strings.Contains(b, "exported") {
 			t.Errorf("podman run: %v\n%s", err, b)
 		}
@@ -229,12 +240,12 @@ func TestExportArchives(t *testing.T) {
 	// And kiln loads its own archives back.
 	e2 := newEnv(t)
 	e2.mustKiln("load", "-i", oci)
-	if r := e2.mustKiln("run", "--rm", "exp:1"); r.stdout != "exported\n" {
+	if r := e2.mustKiln("run", "--rm", ref); r.stdout != "exported\n" {
 		t.Errorf("run of loaded OCI archive: %q", r.stdout)
 	}
 	e3 := newEnv(t)
 	e3.mustKiln("load", "-i", dock)
-	if r := e3.mustKiln("run", "--rm", "exp:1"); r.stdout != "exported\n" {
+	if r := e3.mustKiln("run", "--rm", ref); r.stdout != "exported\n" {
 		t.Errorf("run of loaded docker archive: %q", r.stdout)
 	}
 
@@ -249,6 +260,7 @@ func TestExportArchives(t *testing.T) {
 }
 
 func TestDockerignoreAndMissingSource(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	dir := e.context(map[string]string{
 		"Dockerfile":    "ARG BASE\nFROM $BASE\nCOPY . /ctx/\n",
@@ -300,6 +312,7 @@ func TestDockerignoreAndMissingSource(t *testing.T) {
 }
 
 func TestCommitContainer(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	e.mustKiln("run", "--name", "c1", e.base, "sh", "-c", "echo saved > /state && rm /bin/vi")
 	e.mustKiln("commit", "-m", "snapshot", "c1", "committed:1")

@@ -8,6 +8,7 @@ import (
 )
 
 func TestExplainCache(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	dir := e.context(map[string]string{
 		"Dockerfile": "ARG BASE\nFROM $BASE\nARG V=1\nCOPY src/ /src/\nRUN echo $V > /v\n",
@@ -71,6 +72,7 @@ func TestExplainCache(t *testing.T) {
 }
 
 func TestNoCacheFilter(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	dir := e.context(map[string]string{
 		"Dockerfile": "ARG BASE\nFROM $BASE AS deps\nRUN echo deps > /deps\nFROM deps AS app\nRUN echo app > /app\n",

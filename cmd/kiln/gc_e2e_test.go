@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -22,6 +21,7 @@ func countEntries(t *testing.T, dir string) int {
 }
 
 func TestPruneNeverRemovesWhatImagesAndContainersUse(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	e.extra = append(e.extra, "KILN_GC=0") // only explicit prunes here
 	app := e.context(map[string]string{"Dockerfile": "ARG BASE\nFROM $BASE\nRUN echo app > /app.txt\n"})
@@ -91,6 +91,7 @@ func TestPruneNeverRemovesWhatImagesAndContainersUse(t *testing.T) {
 }
 
 func TestAutoGCAfterBuild(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	dir := e.context(map[string]string{"Dockerfile": "ARG BASE\nFROM $BASE\nRUN echo one > /one\n"})
 	e.extra = append(e.extra, "KILN_GC_KEEP_DURATION=0s")
@@ -115,6 +116,7 @@ func TestAutoGCAfterBuild(t *testing.T) {
 }
 
 func TestPruneWaitsForRunningBuilds(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	s, err := cache.Open(e.root)
 	if err != nil {
@@ -124,8 +126,7 @@ func TestPruneWaitsForRunningBuilds(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(os.Args[0], "--root", e.root, "prune", "--all", "-f")
-	cmd.Env = append(os.Environ(), "KILN_TEST_MAIN=1")
+	cmd := e.command(context.Background(), "prune", "--all", "-f")
 	var out strings.Builder
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {

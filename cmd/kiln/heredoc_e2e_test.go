@@ -6,6 +6,7 @@ import (
 )
 
 func TestHeredocs(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	dir := e.context(map[string]string{
 		"Dockerfile": "ARG BASE\nFROM $BASE\nARG NAME=kiln\n" +

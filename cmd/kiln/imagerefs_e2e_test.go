@@ -13,6 +13,7 @@ import (
 // so a conformance case cannot name the test registry: these are written
 // with its address.
 func TestImageReferencesInCopyAndMount(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	dir := e.context(map[string]string{"Dockerfile": "ARG BASE\nFROM $BASE\n" +
 		"COPY --from=" + e.base + " /etc/passwd /from-image/passwd\n" +
@@ -34,6 +35,7 @@ func TestImageReferencesInCopyAndMount(t *testing.T) {
 }
 
 func TestAddURLUnpack(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	var buf bytes.Buffer
 	zw := gzip.NewWriter(&buf)

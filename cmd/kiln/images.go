@@ -10,12 +10,13 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/docker/go-units"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/spf13/cobra"
 
 	"github.com/kiln-build/kiln/cache"
 	"github.com/kiln-build/kiln/exporter"
-	"github.com/kiln-build/kiln/solver/dag"
+	"github.com/kiln-build/kiln/imageref"
 )
 
 func newTable(w io.Writer) *tabwriter.Writer { return tabwriter.NewWriter(w, 0, 4, 3, ' ', 0) }
@@ -33,17 +34,8 @@ func ago(t time.Time) string {
 	return fmt.Sprintf("%d days", int(d.Hours()/24))
 }
 
-func humanSize(n int64) string {
-	switch {
-	case n >= 1e9:
-		return fmt.Sprintf("%.2fGB", float64(n)/1e9)
-	case n >= 1e6:
-		return fmt.Sprintf("%.2fMB", float64(n)/1e6)
-	case n >= 1e3:
-		return fmt.Sprintf("%.2fkB", float64(n)/1e3)
-	}
-	return fmt.Sprintf("%dB", n)
-}
+// humanSize is a size as docker prints it in `docker images`.
+func humanSize(n int64) string { return units.HumanSizeWithPrecision(float64(n), 3) }
 
 func newImagesCmd(g *globalFlags) *cobra.Command {
 	var quiet bool
@@ -66,16 +58,16 @@ func newImagesCmd(g *globalFlags) *cobra.Command {
 				fmt.Fprintln(w, "REPOSITORY\tTAG\tIMAGE ID\tCREATED\tSIZE")
 			}
 			for _, r := range recs {
-				id, err := configDigest(ctx, store, r.Digest)
+				id, err := store.ImageID(ctx, r.Digest)
 				if err != nil {
 					continue
 				}
-				short := dag.Digest(id).Hex()[:12]
+				short := id.Hex()[:12]
 				if quiet {
 					fmt.Fprintln(w, short)
 					continue
 				}
-				repo, tag := splitTag(cache.FamiliarName(r.Name))
+				repo, tag := splitTag(imageref.Familiar(r.Name))
 				created, size := "", int64(0)
 				if layers, cfg, err := store.ImageLayers(ctx, r.Digest); err == nil {
 					created = ago(cfg.Created.Time) + " ago"
@@ -155,7 +147,7 @@ func newLoadCmd(g *globalFlags) *cobra.Command {
 				if err := store.Tag(ctx, name, d); err != nil {
 					return err
 				}
-				fmt.Printf("Loaded image: %s\n", cache.FamiliarName(canonical(name)))
+				fmt.Printf("Loaded image: %s\n", imageref.Familiar(canonical(name)))
 				return nil
 			})
 		},
@@ -185,7 +177,7 @@ func newSaveCmd(g *globalFlags) *cobra.Command {
 			if format != "oci" && format != "docker" {
 				return fmt.Errorf("--format %q: use oci or docker", format)
 			}
-			return export(ctx, store, rec.Digest, args[0], exporter.Output{Type: format, Dest: output, Tar: true})
+			return exporter.Export(ctx, store, rec.Digest, exporter.Output{Type: format, Dest: output, Tar: true, Name: args[0]}, os.Stdout)
 		},
 	}
 	cmd.Flags().StringVarP(&output, "output", "o", "", "file to write")

@@ -8,6 +8,7 @@ import (
 )
 
 func TestRunMounts(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	secretFile := filepath.Join(t.TempDir(), "token")
 	if err := os.WriteFile(secretFile, []byte("s3cr3t-value"), 0o600); err != nil {

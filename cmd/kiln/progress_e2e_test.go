@@ -2,11 +2,11 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"io"
 	"os"
-	"os/exec"
 	"regexp"
 	"strconv"
 	"strings"
@@ -16,6 +16,7 @@ import (
 )
 
 func TestProgressRawJSONAndQuiet(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	dir := e.context(map[string]string{"Dockerfile": "ARG BASE\nFROM $BASE\nRUN echo hello; echo warn >&2\n"})
 	r := e.mustKiln("build", "--progress=rawjson", "-t", "j:1", "--build-arg", "BASE="+e.base, dir)
@@ -60,6 +61,7 @@ func TestProgressRawJSONAndQuiet(t *testing.T) {
 }
 
 func TestFailingStepKeepsItsWholeLog(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	dir := e.context(map[string]string{"Dockerfile": "ARG BASE\nFROM $BASE\nRUN echo ok\nRUN for i in $(seq 1 300); do echo line $i; done; echo bad >&2; exit 9\n"})
 	r := e.kiln("", "build", "--progress=plain", "--build-arg", "BASE="+e.base, dir)
@@ -96,6 +98,7 @@ func TestFailingStepKeepsItsWholeLog(t *testing.T) {
 }
 
 func TestTraceShowsParallelStages(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	dir := e.context(map[string]string{"Dockerfile": `ARG BASE
 FROM $BASE AS a
@@ -182,12 +185,12 @@ func openPTY(t *testing.T) (*os.File, *os.File) {
 }
 
 func TestAutoProgressOnTerminalIsTTY(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	dir := e.context(map[string]string{"Dockerfile": "ARG BASE\nFROM $BASE\nRUN for i in 1 2 3 4 5 6; do echo tick $i; sleep 0.1; done\n"})
 	m, s := openPTY(t)
 	defer m.Close()
-	cmd := exec.Command(os.Args[0], "--root", e.root, "build", "--build-arg", "BASE="+e.base, dir)
-	cmd.Env = append(os.Environ(), "KILN_TEST_MAIN=1")
+	cmd := e.command(context.Background(), "build", "--build-arg", "BASE="+e.base, dir)
 	cmd.Stderr = s
 	var out bytes.Buffer
 	cmd.Stdout = &out

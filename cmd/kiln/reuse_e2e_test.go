@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/kiln-build/kiln/cache"
-	"github.com/kiln-build/kiln/solver/dag"
+	"github.com/kiln-build/kiln/digest"
 )
 
 // snapshotOf is the snapshot dir of layer i of the image ref.
@@ -23,7 +23,7 @@ func (e *env) snapshotOf(ref string, i int) string {
 	if i >= len(cfg.RootFS.DiffIDs) {
 		e.t.Fatalf("%s has %d layers", ref, len(cfg.RootFS.DiffIDs))
 	}
-	return s.SnapshotDir(dag.Digest(cfg.RootFS.DiffIDs[i].String()))
+	return s.SnapshotDir(digest.Digest(cfg.RootFS.DiffIDs[i].String()))
 }
 
 func inode(t *testing.T, p string) uint64 {
@@ -39,6 +39,7 @@ func inode(t *testing.T, p string) uint64 {
 // unchanged files from its last snapshot instead of copying them, and the
 // image is exactly what a full copy gives: new data, new times, same rest.
 func TestCopyReusesUnchangedFiles(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	dir := e.context(map[string]string{
 		"Dockerfile": "ARG BASE\nFROM $BASE\nWORKDIR /ctx\nCOPY . /ctx\nRUN cat /ctx/a /ctx/sub/b > /sum\n",

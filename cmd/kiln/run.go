@@ -5,7 +5,6 @@ package main
 import (
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"runtime"
 	"strconv"
@@ -17,7 +16,6 @@ import (
 	"github.com/kiln-build/kiln/cache"
 	"github.com/kiln-build/kiln/executor"
 	"github.com/kiln-build/kiln/executor/seccomp"
-	"github.com/kiln-build/kiln/solver/dag"
 )
 
 type runFlags struct {
@@ -86,37 +84,20 @@ func runRun(cmd *cobra.Command, g *globalFlags, f *runFlags, image string, args 
 	if err != nil {
 		return err
 	}
-	c := cfg.Config
-
-	argv := append([]string(nil), c.Entrypoint...)
-	if cmd.Flags().Changed("entrypoint") {
-		argv = nil
-		if f.entrypoint != "" {
-			argv = []string{f.entrypoint}
-		}
-	}
-	if len(args) > 0 {
-		argv = append(argv, args...)
-	} else if !cmd.Flags().Changed("entrypoint") || f.entrypoint == "" {
-		argv = append(argv, c.Cmd...)
-	}
-	if len(argv) == 0 {
-		return errors.New("no command specified: the image has no ENTRYPOINT or CMD; give one after the image name")
-	}
-	env, err := containerEnv(c.Env, f.envFiles, f.env)
+	env, err := envFlags(f.envFiles, f.env)
 	if err != nil {
 		return err
 	}
-	wd := c.WorkingDir
-	if f.workdir != "" {
-		wd = f.workdir
+	o := executor.RunOverrides{Args: args, Env: env, LookupEnv: os.LookupEnv, Workdir: f.workdir, User: f.user}
+	if cmd.Flags().Changed("entrypoint") {
+		o.Entrypoint = &f.entrypoint
 	}
-	user := c.User
-	if f.user != "" {
-		user = f.user
+	proc, err := executor.ImageProcess(cfg.Config, o)
+	if err != nil {
+		return err
 	}
 
-	ctr := &cache.Container{Name: f.name, Image: image, Digest: pulled.Digest, Command: argv}
+	ctr := &cache.Container{Name: f.name, Image: image, Digest: pulled.Digest, Command: proc.Args}
 	if err := store.CreateContainer(ctx, ctr); err != nil {
 		return err
 	}
@@ -125,9 +106,9 @@ func runRun(cmd *cobra.Command, g *globalFlags, f *runFlags, image string, args 
 	if hostname == "" {
 		hostname = ctr.ID[:12]
 	}
-	var stdin io.Reader
+	proc.Stdout, proc.Stderr = os.Stdout, os.Stderr
 	if f.interactive {
-		stdin = os.Stdin
+		proc.Stdin = os.Stdin
 	}
 	ctr.Status, ctr.Pid = "running", os.Getpid()
 	if err := store.SaveContainer(ctx, ctr); err != nil {
@@ -137,10 +118,7 @@ func runRun(cmd *cobra.Command, g *globalFlags, f *runFlags, image string, args 
 		Lowers: store.SnapshotDirs(layers),
 		Upper:  dir + "/upper",
 		Work:   dir + "/work",
-	}, executor.Process{
-		Args: argv, Env: env, Cwd: wd, User: user,
-		Stdin: stdin, Stdout: os.Stdout, Stderr: os.Stderr,
-	}, withHostname(opts, hostname))
+	}, proc, withHostname(opts, hostname))
 
 	ctr.Status, ctr.Pid, ctr.Finished = "exited", 0, time.Now().UTC()
 	var xe *executor.ExitError
@@ -211,27 +189,10 @@ func securityOpts(o *executor.Options, vals []string) error {
 	return nil
 }
 
-// containerEnv merges the image's env with --env-file and -e values, later
-// ones winning, keeping the image's order.
-func containerEnv(image, files, flags []string) ([]string, error) {
-	env := append([]string(nil), image...)
-	set := func(kv string) {
-		k, _, ok := strings.Cut(kv, "=")
-		if !ok {
-			v, present := os.LookupEnv(k)
-			if !present {
-				return
-			}
-			kv = k + "=" + v
-		}
-		for i, e := range env {
-			if ek, _, _ := strings.Cut(e, "="); ek == k {
-				env[i] = kv
-				return
-			}
-		}
-		env = append(env, kv)
-	}
+// envFlags are the --env-file lines and -e values, in the order they
+// apply: KEY=VALUE, or KEY to pass this environment's value.
+func envFlags(files, flags []string) ([]string, error) {
+	var env []string
 	for _, f := range files {
 		b, err := os.ReadFile(f)
 		if err != nil {
@@ -242,22 +203,10 @@ func containerEnv(image, files, flags []string) ([]string, error) {
 			if l == "" || strings.HasPrefix(l, "#") {
 				continue
 			}
-			set(l)
+			env = append(env, l)
 		}
 	}
-	for _, e := range flags {
-		set(e)
-	}
-	hasPath := false
-	for _, e := range env {
-		if strings.HasPrefix(e, "PATH=") {
-			hasPath = true
-		}
-	}
-	if !hasPath {
-		env = append([]string{"PATH=" + dag.DefaultPath}, env...)
-	}
-	return env, nil
+	return append(env, flags...), nil
 }
 
 func newPsCmd(g *globalFlags) *cobra.Command {

@@ -12,6 +12,7 @@ import (
 // kiln run takes --security-opt seccomp=unconfined|PROFILE.json and
 // no-new-privileges as docker does.
 func TestSeccomp(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	dir := e.context(map[string]string{"Dockerfile": `ARG BASE
 FROM $BASE

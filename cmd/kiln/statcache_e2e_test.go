@@ -11,6 +11,7 @@ import (
 // A file whose size and mtime stay the same while its bytes change must
 // never give a stale result (moby/buildkit#4950).
 func TestContentChangeWithSameSizeAndMtime(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	dir := e.context(map[string]string{
 		"Dockerfile": "ARG BASE\nFROM $BASE\nCOPY data.txt /data.txt\n",

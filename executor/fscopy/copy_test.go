@@ -10,7 +10,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/kiln-build/kiln/executor/xattr"
+	"github.com/kiln-build/kiln/xattr"
 )
 
 // fileOf is how tree describes a fixture file copied unchanged.

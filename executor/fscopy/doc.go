@@ -6,7 +6,9 @@
 // path is resolved with github.com/cyphar/filepath-securejoin so neither
 // "../" in a source nor a symlink in either tree can reach outside its root.
 // Walk and Copy share one selection engine, so what the solver hashes for
-// the cache key is exactly what gets copied.
+// the cache key is exactly what gets copied; that is why the package is a
+// leaf, importing nothing of kiln's but other leaves, that both the solver
+// and the executor use.
 //
 // A change to what Copy or the archive extraction produce for the same
 // options (ownership, modes, times, replacement rules) must bump

@@ -12,8 +12,8 @@ import (
 	"strings"
 	"syscall"
 
-	"github.com/kiln-build/kiln/cache/layer"
 	"github.com/kiln-build/kiln/executor/user"
+	"github.com/kiln-build/kiln/layer"
 )
 
 // Options describe one COPY. They are JSON-serialisable because they travel

@@ -15,7 +15,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/kiln-build/kiln/executor/xattr"
+	"github.com/kiln-build/kiln/xattr"
 )
 
 // fullTree describes everything a layer tar would record of each entry

@@ -4,10 +4,7 @@ package fscopy
 
 import (
 	"archive/tar"
-	"bufio"
 	"bytes"
-	"compress/bzip2"
-	"compress/gzip"
 	"context"
 	"errors"
 	"fmt"
@@ -15,11 +12,9 @@ import (
 	"os"
 	"time"
 
-	"github.com/klauspost/compress/zstd"
-	"github.com/ulikunitz/xz"
 	"golang.org/x/sys/unix"
 
-	"github.com/kiln-build/kiln/cache/layer"
+	"github.com/kiln-build/kiln/layer"
 )
 
 // maxDetect bounds how much of the decompressed stream openArchive reads
@@ -58,8 +53,8 @@ func openArchive(p string) (io.ReadCloser, bool, error) {
 		return nil, false, &os.PathError{Op: "fcntl", Path: p, Err: err}
 	}
 	f := os.NewFile(uintptr(fd), p)
-	dec, closeDec, ok := decompressor(f)
-	if !ok {
+	dec, err := layer.DecompressArchive(f)
+	if err != nil { // a bad compressed header: not an archive
 		f.Close()
 		return nil, false, nil
 	}
@@ -68,42 +63,11 @@ func openArchive(p string) (io.ReadCloser, bool, error) {
 	var head bytes.Buffer
 	lr := &io.LimitedReader{R: dec, N: maxDetect}
 	if _, err := tar.NewReader(io.TeeReader(lr, &head)).Next(); err != nil {
-		closeDec()
+		dec.Close()
 		f.Close()
 		return nil, false, nil
 	}
-	return readCloser{io.MultiReader(&head, dec), func() error { closeDec(); return f.Close() }}, true, nil
-}
-
-// decompressor returns r decompressed as its magic bytes say (r itself if
-// it has none of them); ok is false if the compressed header is bad.
-func decompressor(r io.Reader) (_ io.Reader, closeDec func(), ok bool) {
-	br := bufio.NewReaderSize(r, 64<<10)
-	magic, _ := br.Peek(6)
-	closeDec = func() {}
-	switch {
-	case bytes.HasPrefix(magic, []byte{0x1f, 0x8b}):
-		gz, err := gzip.NewReader(br)
-		if err != nil {
-			return nil, nil, false
-		}
-		return gz, closeDec, true
-	case bytes.HasPrefix(magic, []byte("BZh")):
-		return bzip2.NewReader(br), closeDec, true
-	case bytes.HasPrefix(magic, []byte{0xfd, '7', 'z', 'X', 'Z', 0x00}):
-		x, err := xz.NewReader(br)
-		if err != nil {
-			return nil, nil, false
-		}
-		return x, closeDec, true
-	case bytes.HasPrefix(magic, []byte{0x28, 0xb5, 0x2f, 0xfd}):
-		z, err := zstd.NewReader(br)
-		if err != nil {
-			return nil, nil, false
-		}
-		return z, z.Close, true
-	}
-	return br, closeDec, true
+	return readCloser{io.MultiReader(&head, dec), func() error { dec.Close(); return f.Close() }}, true, nil
 }
 
 type readCloser struct {

@@ -19,7 +19,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/kiln-build/kiln/cache/layer"
+	"github.com/kiln-build/kiln/layer"
 )
 
 // fuzzLimits are small, so that no input can make FuzzExtract write much.

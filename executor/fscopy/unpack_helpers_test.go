@@ -24,7 +24,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/kiln-build/kiln/cache/layer"
+	"github.com/kiln-build/kiln/layer"
 )
 
 // tarEnt describes one entry of an archive made by a test.

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kiln-build/kiln/cache/layer"
+	"github.com/kiln-build/kiln/layer"
 )
 
 // replaceCase is a sequence of archives extracted into one root, one per

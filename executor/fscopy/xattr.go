@@ -9,7 +9,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/kiln-build/kiln/executor/xattr"
+	"github.com/kiln-build/kiln/xattr"
 )
 
 // copyXattrs copies extended attributes except SELinux labels (the

@@ -1,35 +1,53 @@
 package dag
 
-import "testing"
+import (
+	"testing"
+
+	"github.com/kiln-build/kiln/digest"
+)
 
 func TestKeyStableAndSensitive(t *testing.T) {
 	base := func() Op {
 		return &ExecOp{Args: []string{"/bin/sh", "-c", "make"}, Env: []string{"PATH=/bin"}, User: "app", Cwd: "/src", Network: ""}
 	}
-	k0, err := Key(base(), []Digest{"sha256:aa"}, "")
+	k0, err := Key(base(), []digest.Digest{"sha256:aa"}, "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if k1, _ := Key(base(), []Digest{"sha256:aa"}, ""); k1 != k0 {
+	if k1, _ := Key(base(), []digest.Digest{"sha256:aa"}, ""); k1 != k0 {
 		t.Fatalf("same op, different keys: %s %s", k0, k1)
 	}
-	changes := map[string]func() (Op, []Digest, Digest){
-		"args": func() (Op, []Digest, Digest) {
+	changes := map[string]func() (Op, []digest.Digest, digest.Digest){
+		"args": func() (Op, []digest.Digest, digest.Digest) {
 			o := base().(*ExecOp)
 			o.Args[2] = "make all"
-			return o, []Digest{"sha256:aa"}, ""
+			return o, []digest.Digest{"sha256:aa"}, ""
 		},
-		"env":  func() (Op, []Digest, Digest) { o := base().(*ExecOp); o.Env = nil; return o, []Digest{"sha256:aa"}, "" },
-		"user": func() (Op, []Digest, Digest) { o := base().(*ExecOp); o.User = ""; return o, []Digest{"sha256:aa"}, "" },
-		"cwd":  func() (Op, []Digest, Digest) { o := base().(*ExecOp); o.Cwd = "/"; return o, []Digest{"sha256:aa"}, "" },
-		"network": func() (Op, []Digest, Digest) {
+		"env": func() (Op, []digest.Digest, digest.Digest) {
+			o := base().(*ExecOp)
+			o.Env = nil
+			return o, []digest.Digest{"sha256:aa"}, ""
+		},
+		"user": func() (Op, []digest.Digest, digest.Digest) {
+			o := base().(*ExecOp)
+			o.User = ""
+			return o, []digest.Digest{"sha256:aa"}, ""
+		},
+		"cwd": func() (Op, []digest.Digest, digest.Digest) {
+			o := base().(*ExecOp)
+			o.Cwd = "/"
+			return o, []digest.Digest{"sha256:aa"}, ""
+		},
+		"network": func() (Op, []digest.Digest, digest.Digest) {
 			o := base().(*ExecOp)
 			o.Network = "none"
-			return o, []Digest{"sha256:aa"}, ""
+			return o, []digest.Digest{"sha256:aa"}, ""
 		},
-		"input":   func() (Op, []Digest, Digest) { return base(), []Digest{"sha256:ab"}, "" },
-		"content": func() (Op, []Digest, Digest) { return base(), []Digest{"sha256:aa"}, "sha256:cc" },
-		"kind":    func() (Op, []Digest, Digest) { return &MkdirOp{Path: "/src"}, []Digest{"sha256:aa"}, "" },
+		"input":   func() (Op, []digest.Digest, digest.Digest) { return base(), []digest.Digest{"sha256:ab"}, "" },
+		"content": func() (Op, []digest.Digest, digest.Digest) { return base(), []digest.Digest{"sha256:aa"}, "sha256:cc" },
+		"kind": func() (Op, []digest.Digest, digest.Digest) {
+			return &MkdirOp{Path: "/src"}, []digest.Digest{"sha256:aa"}, ""
+		},
 	}
 	for name, f := range changes {
 		op, in, c := f()

@@ -2,11 +2,6 @@ package dag
 
 import "strings"
 
-// DefaultPath is the PATH of a step or container whose image sets none,
-// docker's and BuildKit's default on Linux: the frontend puts it in a
-// stage's config, the executor looks programs up in it, kiln run gives it.
-const DefaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-
 // RunEnv is the environment a RUN step's process gets, in this order (the
 // order BuildKit gives, which `env` in a RUN shows):
 //   - op.Env: the stage's ENV and ARGs, in the order they were last set;

@@ -3,6 +3,8 @@ package dag
 import (
 	"slices"
 	"testing"
+
+	"github.com/kiln-build/kiln/containerenv"
 )
 
 func TestRunEnv(t *testing.T) {
@@ -14,8 +16,8 @@ func TestRunEnv(t *testing.T) {
 	}{
 		{
 			name: "stage env only",
-			op:   ExecOp{Env: []string{"PATH=" + DefaultPath, "A=1"}},
-			want: []string{"PATH=" + DefaultPath, "A=1"},
+			op:   ExecOp{Env: []string{"PATH=" + containerenv.DefaultPath, "A=1"}},
+			want: []string{"PATH=" + containerenv.DefaultPath, "A=1"},
 		},
 		{
 			name: "nothing",

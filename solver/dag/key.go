@@ -1,10 +1,10 @@
 package dag
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
+
+	"github.com/kiln-build/kiln/digest"
 )
 
 // A key is a promise: a store that has a result under it holds what the op
@@ -33,42 +33,30 @@ const (
 	ExecVersion = 1
 )
 
-// Digest is a "sha256:<hex>" string.
-type Digest string
-
-// Hex returns the hex part of d.
-func (d Digest) Hex() string {
-	if len(d) > 7 && d[:7] == "sha256:" {
-		return string(d[7:])
-	}
-	return string(d)
-}
-
 // Key is the cache key of op applied to inputs with the given keys. content
 // is the digest of the files the op selects from a LocalOp input, or "".
 // Same op + same input keys + same content ⇒ same key.
-func Key(op Op, inputs []Digest, content Digest) (Digest, error) {
+func Key(op Op, inputs []digest.Digest, content digest.Digest) (digest.Digest, error) {
 	return keyAt(keyVersion, ExecVersion, op, inputs, content)
 }
 
 // keyAt is Key under the given versions.
-func keyAt(version, execVersion int, op Op, inputs []Digest, content Digest) (Digest, error) {
+func keyAt(version, execVersion int, op Op, inputs []digest.Digest, content digest.Digest) (digest.Digest, error) {
 	exec := 0
 	switch op.(type) {
 	case *ExecOp, *CopyOp, *MkdirOp:
 		exec = execVersion
 	}
 	b, err := json.Marshal(struct {
-		Version int      `json:"v"`
-		Exec    int      `json:"exec,omitempty"`
-		Kind    string   `json:"kind"`
-		Op      Op       `json:"op"`
-		Inputs  []Digest `json:"inputs"`
-		Content Digest   `json:"content,omitempty"`
+		Version int             `json:"v"`
+		Exec    int             `json:"exec,omitempty"`
+		Kind    string          `json:"kind"`
+		Op      Op              `json:"op"`
+		Inputs  []digest.Digest `json:"inputs"`
+		Content digest.Digest   `json:"content,omitempty"`
 	}{version, exec, op.Kind(), op, inputs, content})
 	if err != nil {
 		return "", fmt.Errorf("encoding %s op: %w", op.Kind(), err)
 	}
-	sum := sha256.Sum256(b)
-	return Digest("sha256:" + hex.EncodeToString(sum[:])), nil
+	return digest.FromBytes(b), nil
 }

@@ -13,6 +13,9 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/kiln-build/kiln/containerenv"
+	"github.com/kiln-build/kiln/digest"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/keys.golden (only allowed together with a version bump)")
@@ -20,8 +23,8 @@ var update = flag.Bool("update", false, "rewrite testdata/keys.golden (only allo
 const goldenFile = "testdata/keys.golden"
 
 var (
-	goldenInputs  = []Digest{Digest("sha256:" + strings.Repeat("a", 64)), Digest("sha256:" + strings.Repeat("b", 64))}
-	goldenContent = Digest("sha256:" + strings.Repeat("c", 64))
+	goldenInputs  = []digest.Digest{digest.NewFromHex(strings.Repeat("a", 64)), digest.NewFromHex(strings.Repeat("b", 64))}
+	goldenContent = digest.NewFromHex(strings.Repeat("c", 64))
 )
 
 // goldenOps is one instance of every Op with every field set, so that a
@@ -33,7 +36,7 @@ func goldenOps() []Op {
 		&ImageOp{Ref: "docker.io/library/busybox:1.36", Digest: "sha256:" + strings.Repeat("1", 64), Platform: "linux/arm64/v8"},
 		&LocalOp{Name: "context", Dir: "/home/dev/src", Excludes: []string{"*.md", "!README.md"}},
 		&ExecOp{
-			Args: []string{"/bin/sh", "-c", "make all"}, Env: []string{"PATH=" + DefaultPath, "GOFLAGS=-mod=vendor"},
+			Args: []string{"/bin/sh", "-c", "make all"}, Env: []string{"PATH=" + containerenv.DefaultPath, "GOFLAGS=-mod=vendor"},
 			User: "app:staff", Cwd: "/src", Network: "none", Security: "insecure",
 			Mounts: []Mount{{
 				Type: "cache", Target: "/root/.cache", Input: 1, Source: "sub", ReadOnly: true,
@@ -217,10 +220,12 @@ func TestKeyCoversEveryField(t *testing.T) {
 	// Inputs, content and the kind are in the key too.
 	base := &MkdirOp{Path: "/a"}
 	k0, _ := Key(base, goldenInputs, goldenContent)
-	for what, k := range map[string]func() (Digest, error){
-		"inputs":  func() (Digest, error) { return Key(base, goldenInputs[:1], goldenContent) },
-		"order":   func() (Digest, error) { return Key(base, []Digest{goldenInputs[1], goldenInputs[0]}, goldenContent) },
-		"content": func() (Digest, error) { return Key(base, goldenInputs, "") },
+	for what, k := range map[string]func() (digest.Digest, error){
+		"inputs": func() (digest.Digest, error) { return Key(base, goldenInputs[:1], goldenContent) },
+		"order": func() (digest.Digest, error) {
+			return Key(base, []digest.Digest{goldenInputs[1], goldenInputs[0]}, goldenContent)
+		},
+		"content": func() (digest.Digest, error) { return Key(base, goldenInputs, "") },
 	} {
 		if got, err := k(); err != nil || got == k0 {
 			t.Errorf("changing the %s does not change the key (%v)", what, err)

@@ -11,10 +11,11 @@ import (
 
 func TestFormatSize(t *testing.T) {
 	for n, want := range map[int64]string{
-		20 << 30: "20GiB", 64 << 20: "64MiB", 1 << 40: "1TiB", 3 << 29: "1.5GiB", 1536: "1.5KiB", 100: "100B", 64000000: "61.0MiB (64000000 bytes)",
+		20 << 30: "20GiB", 64 << 20: "64MiB", 1 << 40: "1TiB", 3 << 29: "1.5GiB", 1536: "1.5KiB", 100: "100B", 0: "0B",
+		64000000: "61.04MiB (64000000 bytes)", 1<<30 + 1: "1GiB (1073741825 bytes)",
 	} {
-		if got := FormatSize(n); got != want {
-			t.Errorf("FormatSize(%d) = %q, want %q", n, got, want)
+		if got := formatSize(n); got != want {
+			t.Errorf("formatSize(%d) = %q, want %q", n, got, want)
 		}
 	}
 }

@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/kiln-build/kiln/xattr"
 )
 
 func requireRoot(t testing.TB) {
@@ -77,18 +79,18 @@ func readTree(t testing.TB, dir string) map[string]node {
 				n.LinkedWith = rel
 			}
 		}
-		names, err := listXattrs(p)
+		names, err := xattr.List(p)
 		if err != nil {
 			return err
 		}
 		sort.Strings(names)
 		var xs []string
 		for _, name := range names {
-			v, err := getXattr(p, name)
+			v, err := xattr.Get(p, name)
 			if err != nil {
 				return err
 			}
-			xs = append(xs, name+"="+v)
+			xs = append(xs, name+"="+string(v))
 		}
 		n.Xattrs = strings.Join(xs, ",")
 		tree[rel] = n

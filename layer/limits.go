@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"path"
 	"strings"
+
+	"github.com/docker/go-units"
 )
 
 // Limits bound what extracting one archive (an ADD source or a pulled
@@ -75,9 +77,9 @@ func (e *LimitError) Error() string {
 	name := fmt.Sprintf("%q", shorten(e.Entry))
 	switch e.What {
 	case "size":
-		return fmt.Sprintf("entry %s declares %s, more than the %s archive limit (%s)", name, FormatSize(e.Value), FormatSize(e.Max), e.From)
+		return fmt.Sprintf("entry %s declares %s, more than the %s archive limit (%s)", name, formatSize(e.Value), formatSize(e.Max), e.From)
 	case "total size":
-		return fmt.Sprintf("entry %s brings what the archive declares to %s, more than the %s archive limit (%s)", name, FormatSize(e.Value), FormatSize(e.Max), e.From)
+		return fmt.Sprintf("entry %s brings what the archive declares to %s, more than the %s archive limit (%s)", name, formatSize(e.Value), formatSize(e.Max), e.From)
 	case "name length":
 		return fmt.Sprintf("entry %s has a name of %d bytes, more than the limit of %d (PATH_MAX)", name, e.Value, e.Max)
 	case "link length":
@@ -98,25 +100,15 @@ func shorten(s string) string {
 	return s[:60] + "…" + s[len(s)-40:]
 }
 
-// FormatSize writes n bytes in the largest binary unit it reaches: whole
-// ("20GiB"), to a tenth ("1.5GiB"), or else rounded with the exact count
-// ("61.0MiB (64000000 bytes)").
-func FormatSize(n int64) string {
-	for _, u := range []struct {
-		suf string
-		m   int64
-	}{{"TiB", 1 << 40}, {"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}} {
-		switch {
-		case n < u.m:
-			continue
-		case n%u.m == 0:
-			return fmt.Sprintf("%d%s", n/u.m, u.suf)
-		case (n*10)%u.m == 0 && n < 1<<59:
-			return fmt.Sprintf("%.1f%s", float64(n)/float64(u.m), u.suf)
-		}
-		return fmt.Sprintf("%.1f%s (%d bytes)", float64(n)/float64(u.m), u.suf, n)
+// formatSize writes n bytes in binary units ("20GiB", "1.5GiB"), with the
+// exact count when they round it ("61.04MiB (64000000 bytes)"): a limit
+// of free space is rarely a round number.
+func formatSize(n int64) string {
+	s := units.BytesSize(float64(n))
+	if m, err := units.RAMInBytes(s); err == nil && m == n {
+		return s
 	}
-	return fmt.Sprintf("%dB", n)
+	return fmt.Sprintf("%s (%d bytes)", s, n)
 }
 
 // Checker applies Limits to the headers of one archive, in order.

@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/kiln-build/kiln/xattr"
 )
 
 const (
@@ -325,20 +327,21 @@ func splitPath(rel string) (string, string) {
 // readXattrs returns p's xattrs except trusted.overlay.*, and whether p is
 // marked opaque.
 func readXattrs(p string) (map[string]string, bool, error) {
-	names, err := listXattrs(p)
+	names, err := xattr.List(p)
 	if err != nil {
-		return nil, false, err
+		return nil, false, &os.PathError{Op: "llistxattr", Path: p, Err: err}
 	}
 	var out map[string]string
 	opaque := false
 	for _, name := range names {
-		val, err := getXattr(p, name)
+		v, err := xattr.Get(p, name)
 		if errors.Is(err, unix.ENODATA) {
 			continue
 		}
 		if err != nil {
-			return nil, false, err
+			return nil, false, &os.PathError{Op: "lgetxattr " + name, Path: p, Err: err}
 		}
+		val := string(v)
 		if name == opaqueXattr {
 			opaque = val == "y"
 			continue
@@ -352,52 +355,4 @@ func readXattrs(p string) (map[string]string, bool, error) {
 		out[name] = val
 	}
 	return out, opaque, nil
-}
-
-func listXattrs(p string) ([]string, error) {
-	for {
-		n, err := unix.Llistxattr(p, nil)
-		if errors.Is(err, unix.ENOTSUP) {
-			return nil, nil
-		}
-		if err != nil {
-			return nil, &os.PathError{Op: "llistxattr", Path: p, Err: err}
-		}
-		if n == 0 {
-			return nil, nil
-		}
-		buf := make([]byte, n)
-		n, err = unix.Llistxattr(p, buf)
-		if errors.Is(err, unix.ERANGE) {
-			continue // grew in between
-		}
-		if err != nil {
-			return nil, &os.PathError{Op: "llistxattr", Path: p, Err: err}
-		}
-		var names []string
-		for _, s := range strings.Split(string(buf[:n]), "\x00") {
-			if s != "" {
-				names = append(names, s)
-			}
-		}
-		return names, nil
-	}
-}
-
-func getXattr(p, name string) (string, error) {
-	for {
-		n, err := unix.Lgetxattr(p, name, nil)
-		if err != nil {
-			return "", &os.PathError{Op: "lgetxattr " + name, Path: p, Err: err}
-		}
-		buf := make([]byte, n)
-		n, err = unix.Lgetxattr(p, name, buf)
-		if errors.Is(err, unix.ERANGE) {
-			continue
-		}
-		if err != nil {
-			return "", &os.PathError{Op: "lgetxattr " + name, Path: p, Err: err}
-		}
-		return string(buf[:n]), nil
-	}
 }

@@ -19,7 +19,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/google/go-containerregistry/pkg/v1/validate"
 
-	"github.com/kiln-build/kiln/cache/layer"
+	"github.com/kiln-build/kiln/containerenv"
+	"github.com/kiln-build/kiln/layer"
 )
 
 func requireBusybox(t *testing.T) {
@@ -66,7 +67,7 @@ func TestImageContents(t *testing.T) {
 	cfg, err := img.ConfigFile()
 	must(t, err)
 	if cfg.OS != "linux" || cfg.Architecture != "amd64" || !slices.Equal(cfg.Config.Cmd, []string{"sh"}) ||
-		!slices.Equal(cfg.Config.Env, []string{"PATH=" + Path}) || len(cfg.History) != 1 || len(cfg.RootFS.DiffIDs) != 1 {
+		!slices.Equal(cfg.Config.Env, []string{"PATH=" + containerenv.DefaultPath}) || len(cfg.History) != 1 || len(cfg.RootFS.DiffIDs) != 1 {
 		t.Errorf("config = %+v", cfg)
 	}
 
@@ -193,7 +194,7 @@ func TestRuns(t *testing.T) {
 	rc.Close()
 	must(t, err)
 	cmd := exec.CommandContext(t.Context(), "chroot", rootfs, "/bin/sh", "-c", "ls /bin/ls && id -un && su -s /bin/sh user -c 'id -un; cd && pwd' && env true && echo ok")
-	cmd.Env = []string{"PATH=" + Path}
+	cmd.Env = []string{"PATH=" + containerenv.DefaultPath}
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("running sh in the image: %v\n%s", err, out)

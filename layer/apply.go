@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/kiln-build/kiln/internal/ctxio"
 )
 
 // ApplyOptions say how Apply works on one layer.
@@ -61,7 +63,7 @@ func ApplyWith(ctx context.Context, dir string, r io.Reader, o ApplyOptions) (in
 		return 0, fmt.Errorf("%s: %w", what, err)
 	}
 	defer rt.Close()
-	cr := &countingReader{ctx: ctx, r: r}
+	cr := ctxio.NewReader(ctx, r)
 	a := &applier{root: rt, dirTimes: map[string]time.Time{}}
 	check := NewChecker(o.Limits)
 	tr := tar.NewReader(cr)
@@ -71,43 +73,27 @@ func ApplyWith(ctx context.Context, dir string, r io.Reader, o ApplyOptions) (in
 			break
 		}
 		if err != nil {
-			return cr.n, fmt.Errorf("%s: reading tar: %w", what, err)
+			return cr.N, fmt.Errorf("%s: reading tar: %w", what, err)
 		}
 		if err := check.Check(hdr); err != nil {
-			return cr.n, fmt.Errorf("%s: %w", what, err)
+			return cr.N, fmt.Errorf("%s: %w", what, err)
 		}
 		if err := a.entry(hdr, tr); err != nil {
 			if errors.Is(err, ErrLimit) {
-				return cr.n, fmt.Errorf("%s: %w", what, err) // it names the entry
+				return cr.N, fmt.Errorf("%s: %w", what, err) // it names the entry
 			}
-			return cr.n, fmt.Errorf("%s: entry %q: %w", what, hdr.Name, err)
+			return cr.N, fmt.Errorf("%s: entry %q: %w", what, hdr.Name, err)
 		}
 	}
 	if err := rt.SetDirTimes(a.dirTimes); err != nil {
-		return cr.n, fmt.Errorf("%s: %w", what, err)
+		return cr.N, fmt.Errorf("%s: %w", what, err)
 	}
 	// Read what follows the end-of-archive marker too, so the count is the
 	// size of the whole stream.
 	if _, err := io.Copy(io.Discard, cr); err != nil {
-		return cr.n, fmt.Errorf("%s: %w", what, err)
+		return cr.N, fmt.Errorf("%s: %w", what, err)
 	}
-	return cr.n, nil
-}
-
-// countingReader counts bytes and stops when ctx is done.
-type countingReader struct {
-	ctx context.Context
-	r   io.Reader
-	n   int64
-}
-
-func (c *countingReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	n, err := c.r.Read(p)
-	c.n += int64(n)
-	return n, err
+	return cr.N, nil
 }
 
 type applier struct {

@@ -21,13 +21,12 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	"github.com/kiln-build/kiln/containerenv"
 )
 
 // DefaultPath is where Debian's busybox-static installs busybox.
 const DefaultPath = "/bin/busybox"
-
-// Path is the PATH of the image, Docker's default.
-const Path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 // created is every file's mtime and the image's creation time: fixed, so
 // the same busybox binary always gives the same image digest.
@@ -80,7 +79,7 @@ func Image(busyboxPath string) (v1.Image, error) {
 	cfg = cfg.DeepCopy()
 	cfg.OS, cfg.Architecture = "linux", arch
 	cfg.Created = v1.Time{Time: created}
-	cfg.Config.Env = []string{"PATH=" + Path}
+	cfg.Config.Env = []string{"PATH=" + containerenv.DefaultPath}
 	cfg.Config.Cmd = []string{"sh"}
 	img, err = mutate.ConfigFile(img, cfg)
 	if err != nil {

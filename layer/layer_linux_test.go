@@ -5,8 +5,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"io"
 	"net"
@@ -19,6 +17,9 @@ import (
 
 	"github.com/klauspost/compress/zstd"
 	"golang.org/x/sys/unix"
+
+	"github.com/kiln-build/kiln/digest"
+	"github.com/kiln-build/kiln/xattr"
 )
 
 // buildTree makes a snapshot holding every kind of thing a layer can carry.
@@ -216,7 +217,7 @@ func TestApplyWhiteouts(t *testing.T) {
 		}
 	}
 	for _, rel := range []string{"o", "implicit"} {
-		if v, err := getXattr(filepath.Join(dst, rel), opaqueXattr); err != nil || v != "y" {
+		if v, err := xattr.Get(filepath.Join(dst, rel), opaqueXattr); err != nil || string(v) != "y" {
 			t.Errorf("%s: opaque xattr %q, %v", rel, v, err)
 		}
 	}
@@ -311,11 +312,10 @@ func TestDeterminism(t *testing.T) {
 func TestCompress(t *testing.T) {
 	plain := make([]byte, 5<<20)
 	_, _ = rand.Read(plain[:1<<20]) // part random, part zeros: spans blocks
-	sum := sha256.Sum256(plain)
 	var gz bytes.Buffer
 	diffID, size, err := Compress(t.Context(), &gz, bytes.NewReader(plain))
 	must(t, err)
-	if want := "sha256:" + hex.EncodeToString(sum[:]); diffID != want || size != int64(len(plain)) {
+	if want := digest.FromBytes(plain); diffID != want || size != int64(len(plain)) {
 		t.Errorf("Compress = %s, %d; want %s, %d", diffID, size, want, len(plain))
 	}
 	if h := gz.Bytes()[:10]; h[0] != 0x1f || h[1] != 0x8b || h[3]&0x08 != 0 || !bytes.Equal(h[4:8], []byte{0, 0, 0, 0}) {

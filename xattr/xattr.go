@@ -1,7 +1,5 @@
-// Package xattr lists and reads extended attributes, of a path without
-// following a final symlink or of an open file, retrying when an attribute
-// grows between the size query and the read. Where a filesystem has no
-// xattrs, the lists are empty rather than an error.
+//go:build linux
+
 package xattr
 
 import (
