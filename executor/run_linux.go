@@ -11,7 +11,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -254,8 +256,40 @@ func (d *tempDirs) hostsFile(hostname string) (string, error) {
 	return p, nil
 }
 
+// tempPrefix starts the name of every executor temp dir; the pid after it
+// tells a live kiln's dirs from those a killed one left.
+const tempPrefix = "kiln-exec-"
+
+var sweepTempOnce sync.Once
+
+// sweepTemp removes the temp dirs of kiln processes that are gone (killed
+// before their deferred cleanup ran), as remove does: entry by entry,
+// never recursively. Their mounts died with their mount namespaces.
+func sweepTemp() {
+	ents, err := os.ReadDir(os.TempDir())
+	if err != nil {
+		return
+	}
+	for _, e := range ents {
+		rest, ok := strings.CutPrefix(e.Name(), tempPrefix)
+		if !ok || !e.IsDir() {
+			continue
+		}
+		pidText, _, _ := strings.Cut(rest, "-")
+		pid, err := strconv.Atoi(pidText)
+		if err != nil || pid <= 0 || pid == os.Getpid() || !errors.Is(unix.Kill(pid, 0), unix.ESRCH) {
+			continue
+		}
+		base := filepath.Join(os.TempDir(), e.Name())
+		d := &tempDirs{base: base, mountpoint: filepath.Join(base, "root"), src: filepath.Join(base, "src"),
+			empty: filepath.Join(base, "empty"), hosts: filepath.Join(base, "hosts")}
+		d.remove()
+	}
+}
+
 func newTempDirs(root Rootfs, src bool) (*tempDirs, error) {
-	base, err := os.MkdirTemp("", "kiln-exec-")
+	sweepTempOnce.Do(sweepTemp)
+	base, err := os.MkdirTemp("", fmt.Sprintf("%s%d-", tempPrefix, os.Getpid()))
 	if err != nil {
 		return nil, err
 	}

@@ -33,26 +33,29 @@ type memStore struct {
 	tags          map[string]digest.Digest
 }
 
-func (m *memStore) Image(_ context.Context, d digest.Digest) (v1.Image, error) {
+func (m *memStore) Get(_ context.Context, d digest.Digest) (v1.Image, error) {
 	if d != m.d {
 		return nil, fmt.Errorf("image %s: not found", d)
 	}
 	return m.stored, nil
 }
 
-func (m *memStore) DistributableImage(_ context.Context, d digest.Digest) (v1.Image, error) {
+func (m *memStore) Distributable(_ context.Context, d digest.Digest) (v1.Image, error) {
 	if d != m.d {
 		return nil, fmt.Errorf("image %s: not found", d)
 	}
 	return m.moved, nil
 }
 
-func (m *memStore) Tag(_ context.Context, ref string, d digest.Digest) error {
+func (m *memStore) TagDurable(_ context.Context, ref string, d digest.Digest) error {
 	m.tags[ref] = d
 	return nil
 }
 
-var _ Images = (*memStore)(nil)
+var (
+	_ Images = (*memStore)(nil)
+	_ Names  = (*memStore)(nil)
+)
 
 func TestExport(t *testing.T) {
 	stored := testImage(t)
@@ -82,7 +85,7 @@ func TestExport(t *testing.T) {
 			st := &memStore{d: d, stored: stored, moved: moved, tags: map[string]digest.Digest{}}
 			out, err := ParseOutput(tc.out)
 			must(t, err)
-			must(t, Export(t.Context(), st, d, out, nil))
+			must(t, Export(t.Context(), st, st, d, out, nil))
 			if len(st.tags) != len(tc.tags) {
 				t.Errorf("tags %v, want %v", st.tags, tc.tags)
 			}
@@ -122,12 +125,12 @@ func TestExport(t *testing.T) {
 		})
 	}
 	st := &memStore{d: d, stored: stored, moved: moved, tags: map[string]digest.Digest{}}
-	if err := Export(t.Context(), st, d, Output{Type: TypeImage}, nil); err == nil || !strings.Contains(err.Error(), "needs name=") {
+	if err := Export(t.Context(), st, st, d, Output{Type: TypeImage}, nil); err == nil || !strings.Contains(err.Error(), "needs name=") {
 		t.Errorf("type=image without a name: %v", err)
 	}
 	out, err := ParseOutput("type=oci,dest=" + filepath.Join(dir, "x.tar"))
 	must(t, err)
-	if err := Export(t.Context(), st, digest.FromBytes(nil), out, nil); err == nil {
+	if err := Export(t.Context(), st, st, digest.FromBytes(nil), out, nil); err == nil {
 		t.Error("Export of an image the store lacks succeeded")
 	}
 }

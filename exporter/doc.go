@@ -3,5 +3,5 @@
 // (a directory or a tar), a docker-archive tar or the plain filesystem. It
 // parses the --output flag and reads archives back for `kiln load`. It
 // imports no kiln package but leaves: the store comes in as the small
-// Images interface.
+// Images and Names interfaces.
 package exporter

@@ -15,16 +15,20 @@ import (
 	"github.com/kiln-build/kiln/internal/atomicfile"
 )
 
-// Images is what Export needs of the local image store (*cache.Store).
+// Images is what Export reads of the local store's images (store.Images).
 type Images interface {
-	// Image is the stored image with manifest d, its layers as stored
-	// (a layer built here uncompressed).
-	Image(ctx context.Context, d digest.Digest) (v1.Image, error)
-	// DistributableImage is the image as it leaves the machine: every
-	// layer compressed, made once and kept.
-	DistributableImage(ctx context.Context, d digest.Digest) (v1.Image, error)
-	// Tag names the image d in the store.
-	Tag(ctx context.Context, ref string, d digest.Digest) error
+	// Get is the stored image with manifest d, its layers as stored (a
+	// layer built here uncompressed).
+	Get(ctx context.Context, d digest.Digest) (v1.Image, error)
+	// Distributable is the image as it leaves the machine: every layer
+	// compressed, made once and kept.
+	Distributable(ctx context.Context, d digest.Digest) (v1.Image, error)
+}
+
+// Names names images in the local store (store.Names).
+type Names interface {
+	// TagDurable names the image d in the store, fsynced.
+	TagDurable(ctx context.Context, ref string, d digest.Digest) error
 }
 
 // defaultName is what an archive names an image that has no name.
@@ -35,13 +39,13 @@ const defaultName = "kiln-build:latest"
 // push=true on any type), and the file types write it out, on stdout for
 // dest=-. out.Name is the name it gets ("" for the file types:
 // kiln-build:latest in the archive).
-func Export(ctx context.Context, st Images, d digest.Digest, out Output, stdout io.Writer) error {
+func Export(ctx context.Context, images Images, names Names, d digest.Digest, out Output, stdout io.Writer) error {
 	push := out.Type == TypeRegistry || out.Attrs["push"] == "true"
 	if out.Type == TypeImage || out.Type == TypeRegistry {
 		if out.Name == "" {
 			return fmt.Errorf("--output type=%s needs name=... or -t", out.Type)
 		}
-		if err := st.Tag(ctx, out.Name, d); err != nil {
+		if err := names.TagDurable(ctx, out.Name, d); err != nil {
 			return err
 		}
 		if !push {
@@ -51,9 +55,9 @@ func Export(ctx context.Context, st Images, d digest.Digest, out Output, stdout 
 	// Layers built here are stored uncompressed; an image that leaves the
 	// machine gets them gzipped. The filesystem outputs read the layers
 	// uncompressed anyway.
-	imageOf := st.DistributableImage
+	imageOf := images.Distributable
 	if out.Type == TypeLocal || out.Type == TypeTar {
-		imageOf = st.Image
+		imageOf = images.Get
 	}
 	img, err := imageOf(ctx, d)
 	if err != nil {

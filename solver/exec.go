@@ -9,13 +9,13 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/kiln-build/kiln/cache"
 	"github.com/kiln-build/kiln/digest"
 	"github.com/kiln-build/kiln/executor"
 	"github.com/kiln-build/kiln/executor/fscopy"
 	"github.com/kiln-build/kiln/imageref"
 	"github.com/kiln-build/kiln/layer"
 	"github.com/kiln-build/kiln/solver/dag"
+	"github.com/kiln-build/kiln/store"
 )
 
 // copyOptions is what fscopy is told for op; local is the context it
@@ -34,7 +34,7 @@ func copyOptions(op *dag.CopyOp, local *dag.LocalOp) fscopy.Options {
 
 // exec executes v over its solved inputs: pulls its image, or runs it over
 // an overlay of its first input with the Executor.
-func (s *Solver) exec(ctx context.Context, v *dag.Vertex, inputs []*state, p *Step) ([]cache.Layer, error) {
+func (s *Solver) exec(ctx context.Context, v *dag.Vertex, inputs []*state, p *Step) ([]store.Layer, error) {
 	switch op := v.Op.(type) {
 	case *dag.ImageOp:
 		return s.image(ctx, op)
@@ -62,12 +62,12 @@ func (s *Solver) exec(ctx context.Context, v *dag.Vertex, inputs []*state, p *St
 			c.Options = copyOptions(op, nil)
 			c.Options.ContextOwner = true
 		} else {
-			c.SrcLowers = s.store.SnapshotDirs(inputs[1].layers)
+			c.SrcLowers = s.store.Layers.SnapshotDirs(inputs[1].layers)
 			c.Options = copyOptions(op, nil)
 		}
 		if op.Unpack {
 			// Measured now: the free space is what an extraction may fill.
-			limit, err := s.store.ArchiveLimit(s.opts.Build)
+			limit, err := s.store.Limits.ArchiveLimit(s.opts.Build)
 			if err != nil {
 				return nil, err
 			}
@@ -86,13 +86,13 @@ func (s *Solver) exec(ctx context.Context, v *dag.Vertex, inputs []*state, p *St
 
 // layerOver runs fn over an overlay of base and commits what it changed
 // as one more layer.
-func (s *Solver) layerOver(ctx context.Context, base []cache.Layer, fn func(executor.Rootfs) error) ([]cache.Layer, error) {
-	tmp, err := s.store.TempDir("step-")
+func (s *Solver) layerOver(ctx context.Context, base []store.Layer, fn func(executor.Rootfs) error) ([]store.Layer, error) {
+	tmp, err := s.store.Scratch.Dir("step-")
 	if err != nil {
 		return nil, err
 	}
-	defer s.store.RemoveTemp(tmp)
-	root := executor.Rootfs{Lowers: s.store.SnapshotDirs(base), Upper: filepath.Join(tmp, "upper"), Work: filepath.Join(tmp, "work")}
+	defer s.store.Scratch.Remove(tmp)
+	root := executor.Rootfs{Lowers: s.store.Layers.SnapshotDirs(base), Upper: filepath.Join(tmp, "upper"), Work: filepath.Join(tmp, "work")}
 	for _, d := range []string{root.Upper, root.Work} {
 		if err := os.Mkdir(d, 0o755); err != nil {
 			return nil, err
@@ -101,27 +101,27 @@ func (s *Solver) layerOver(ctx context.Context, base []cache.Layer, fn func(exec
 	if err := fn(root); err != nil {
 		return nil, err
 	}
-	l, err := s.store.CommitDir(ctx, root.Upper)
+	l, err := s.store.Layers.MoveIn(ctx, root.Upper)
 	if err != nil {
 		return nil, err
 	}
-	return append(append([]cache.Layer(nil), base...), l), nil
+	return append(append([]store.Layer(nil), base...), l), nil
 }
 
 // image makes sure a base image's layers are in the store.
-func (s *Solver) image(ctx context.Context, op *dag.ImageOp) ([]cache.Layer, error) {
-	if layers, _, err := s.store.ImageLayers(ctx, digest.Digest(op.Digest)); err == nil {
+func (s *Solver) image(ctx context.Context, op *dag.ImageOp) ([]store.Layer, error) {
+	if layers, _, err := s.store.Images.Layers(ctx, digest.Digest(op.Digest)); err == nil {
 		return layers, nil
 	}
 	ref := op.Ref
 	if r, err := imageref.Parse(op.Ref); err == nil {
 		ref = r.Context().Name() + "@" + op.Digest
 	}
-	pulled, err := s.store.Pull(ctx, ref, op.Platform, cache.PullMissing)
+	pulled, err := s.store.Images.Pull(ctx, ref, op.Platform, store.PullMissing)
 	if err != nil {
 		return nil, err
 	}
-	layers, _, err := s.store.ImageLayers(ctx, pulled.Digest)
+	layers, _, err := s.store.Images.Layers(ctx, pulled.Digest)
 	return layers, err
 }
 

@@ -3,6 +3,7 @@
 package solver
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -43,29 +44,29 @@ type stepRecord struct {
 // every context file's description: megabytes for a big context).
 type recorder struct {
 	mu     sync.Mutex
-	load   func(*buildRecord) error // reads the previous record
+	load   func(context.Context, *buildRecord) error // reads the previous record
 	loaded bool
 	prev   buildRecord
 	cur    buildRecord
 	store  History
-	id     string
-	older  bool // the previous record is of an older recordVersion
+	id     string // the build's name
+	older  bool   // the previous record is of an older recordVersion
 }
 
-func newRecorder(store History, id string) *recorder {
+func newRecorder(h History, id string) *recorder {
 	return &recorder{
 		cur:   buildRecord{Version: recordVersion, Steps: map[string]*stepRecord{}},
-		store: store, id: id,
-		load: func(b *buildRecord) error { return store.ReadBuildRecord(id, b) },
+		store: h, id: id,
+		load: func(ctx context.Context, b *buildRecord) error { return h.ReadRecord(ctx, id, b) },
 	}
 }
 
 // prevSteps returns the previous record's steps, reading it on first use.
 // The caller holds r.mu.
-func (r *recorder) prevSteps() map[string]*stepRecord {
+func (r *recorder) prevSteps(ctx context.Context) map[string]*stepRecord {
 	if !r.loaded {
 		r.loaded = true
-		err := r.load(&r.prev)
+		err := r.load(ctx, &r.prev)
 		if err == nil && r.prev.Version != recordVersion {
 			r.older = true
 		}
@@ -95,17 +96,17 @@ func (b *buildRecord) sum() string {
 
 // save writes this build's record unless it is the one already stored: a
 // fully cached rebuild then writes nothing.
-func (r *recorder) save() error {
+func (r *recorder) save(ctx context.Context) error {
 	if r == nil {
 		return nil
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	sum := r.cur.sum()
-	if sum == r.store.BuildRecordSum(r.id) {
+	if sum == r.store.RecordSum(ctx, r.id) {
 		return nil
 	}
-	return r.store.WriteBuildRecord(r.id, sum, &r.cur)
+	return r.store.WriteRecord(ctx, r.id, sum, &r.cur)
 }
 
 // slot names a step by its place in the Dockerfile, "[build 3]" for the
@@ -136,11 +137,11 @@ func (r *recorder) add(v *dag.Vertex, key digest.Digest, files map[string]string
 }
 
 // explain says why v, with the given key, is not what the last build had.
-func (r *recorder) explain(v *dag.Vertex, key digest.Digest) string {
+func (r *recorder) explain(ctx context.Context, v *dag.Vertex, key digest.Digest) string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	s := slot(v)
-	prev := r.prevSteps()
+	prev := r.prevSteps(ctx)
 	old, ok := prev[s]
 	cur := r.cur.Steps[s]
 	switch {

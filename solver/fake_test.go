@@ -16,32 +16,32 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
-	"github.com/kiln-build/kiln/cache"
 	"github.com/kiln-build/kiln/containerenv"
 	"github.com/kiln-build/kiln/digest"
 	"github.com/kiln-build/kiln/executor"
 	"github.com/kiln-build/kiln/frontend"
 	"github.com/kiln-build/kiln/solver/dag"
+	"github.com/kiln-build/kiln/store"
 )
 
-// fakeStore plays every store role in memory, with its snapshots and
-// scratch dirs in a temp dir: no root, no locks shared with other processes.
+// fakeStore plays every store role the solver uses in memory, with its
+// snapshots and scratch dirs in a temp dir: no root, no locks shared with
+// other processes. Each role is a small type over the shared state
+// (roles), as the real store's are.
 type fakeStore struct {
 	root string
 
 	mu       sync.Mutex
-	records  map[digest.Digest][]cache.Layer
-	images   map[digest.Digest][]cache.Layer
+	records  map[digest.Digest][]store.Layer
+	images   map[digest.Digest][]store.Layer
 	keyLocks map[string]chan struct{}
 	builds   map[string][]byte
 	sums     map[string]string
 }
 
-var _ Store = (*fakeStore)(nil)
-
 func newFakeStore(t *testing.T) *fakeStore {
 	t.Helper()
-	s := &fakeStore{root: t.TempDir(), records: map[digest.Digest][]cache.Layer{}, images: map[digest.Digest][]cache.Layer{},
+	s := &fakeStore{root: t.TempDir(), records: map[digest.Digest][]store.Layer{}, images: map[digest.Digest][]store.Layer{},
 		keyLocks: map[string]chan struct{}{}, builds: map[string][]byte{}, sums: map[string]string{}}
 	for _, d := range []string{"snapshots", "tmp", "cachemounts"} {
 		if err := os.Mkdir(filepath.Join(s.root, d), 0o755); err != nil {
@@ -51,10 +51,38 @@ func newFakeStore(t *testing.T) *fakeStore {
 	return s
 }
 
+type (
+	fakeRecords     struct{ *fakeStore }
+	fakeLayers      struct{ *fakeStore }
+	fakeImages      struct{ *fakeStore }
+	fakeCacheMounts struct{ *fakeStore }
+	fakeScratch     struct{ *fakeStore }
+	fakeHistory     struct{ *fakeStore }
+	fakeLimits      struct{}
+	noStatCache     struct{}
+)
+
+var (
+	_ Records     = fakeRecords{}
+	_ Layers      = fakeLayers{}
+	_ Images      = fakeImages{}
+	_ CacheMounts = fakeCacheMounts{}
+	_ Scratch     = fakeScratch{}
+	_ History     = fakeHistory{}
+	_ Limits      = fakeLimits{}
+	_ StatCaches  = noStatCache{}
+)
+
+// roles are the fake's roles, as NewWith takes them.
+func (s *fakeStore) roles() Roles {
+	return Roles{Records: fakeRecords{s}, Layers: fakeLayers{s}, Images: fakeImages{s}, CacheMounts: fakeCacheMounts{s},
+		Scratch: fakeScratch{s}, Limits: fakeLimits{}, History: fakeHistory{s}, StatCaches: noStatCache{}}
+}
+
 // addImage stores a one-layer image holding files and returns its digest.
 func (s *fakeStore) addImage(t *testing.T, files map[string]string) digest.Digest {
 	t.Helper()
-	dir, err := s.TempDir("image-")
+	dir, err := fakeScratch{s}.Dir("image-")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -67,26 +95,20 @@ func (s *fakeStore) addImage(t *testing.T, files map[string]string) digest.Diges
 			t.Fatal(err)
 		}
 	}
-	l, err := s.CommitDir(t.Context(), dir)
+	l, err := fakeLayers{s}.MoveIn(t.Context(), dir)
 	if err != nil {
 		t.Fatal(err)
 	}
 	d := digest.NewFromHex(strings.Repeat("e", 64))
 	s.mu.Lock()
-	s.images[d] = []cache.Layer{l}
+	s.images[d] = []store.Layer{l}
 	s.mu.Unlock()
 	return d
 }
 
 // lock is a per-name mutex that gives up when ctx ends.
 func (s *fakeStore) lock(ctx context.Context, name string) (func(), error) {
-	s.mu.Lock()
-	ch, ok := s.keyLocks[name]
-	if !ok {
-		ch = make(chan struct{}, 1)
-		s.keyLocks[name] = ch
-	}
-	s.mu.Unlock()
+	ch := s.lockChan(name)
 	select {
 	case ch <- struct{}{}:
 		return func() { <-ch }, nil
@@ -95,34 +117,56 @@ func (s *fakeStore) lock(ctx context.Context, name string) (func(), error) {
 	}
 }
 
-func (s *fakeStore) Lookup(ctx context.Context, key digest.Digest) ([]cache.Layer, error) {
+// tryLock is lock without the wait: nil if name is held.
+func (s *fakeStore) tryLock(name string) func() {
+	ch := s.lockChan(name)
+	select {
+	case ch <- struct{}{}:
+		return func() { <-ch }
+	default:
+		return nil
+	}
+}
+
+func (s *fakeStore) lockChan(name string) chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ch, ok := s.keyLocks[name]
+	if !ok {
+		ch = make(chan struct{}, 1)
+		s.keyLocks[name] = ch
+	}
+	return ch
+}
+
+func (s fakeRecords) Lookup(ctx context.Context, key digest.Digest) ([]store.Layer, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	l, ok := s.records[key]
 	if !ok {
-		return nil, fmt.Errorf("record %s: %w", key, cache.ErrNotFound)
+		return nil, fmt.Errorf("record %s: %w", key, store.ErrNotFound)
 	}
-	return append([]cache.Layer(nil), l...), nil
+	return append([]store.Layer(nil), l...), nil
 }
 
-func (s *fakeStore) Record(ctx context.Context, key digest.Digest, layers []cache.Layer) error {
+func (s fakeRecords) Put(ctx context.Context, key digest.Digest, layers []store.Layer) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.records[key] = append([]cache.Layer(nil), layers...)
+	s.records[key] = append([]store.Layer(nil), layers...)
 	return nil
 }
 
-func (s *fakeStore) TouchRecord(digest.Digest) {}
+func (fakeRecords) Touch(context.Context, digest.Digest) {}
 
-func (s *fakeStore) LockKey(ctx context.Context, key digest.Digest) (func(), error) {
+func (s fakeRecords) Lock(ctx context.Context, key digest.Digest) (func(), error) {
 	return s.lock(ctx, "key "+string(key))
 }
 
-func (s *fakeStore) SnapshotDir(diffID digest.Digest) string {
+func (s fakeLayers) SnapshotDir(diffID digest.Digest) string {
 	return filepath.Join(s.root, "snapshots", diffID.Hex())
 }
 
-func (s *fakeStore) SnapshotDirs(layers []cache.Layer) []string {
+func (s fakeLayers) SnapshotDirs(layers []store.Layer) []string {
 	out := make([]string, len(layers))
 	for i, l := range layers {
 		out[i] = s.SnapshotDir(l.DiffID)
@@ -130,9 +174,9 @@ func (s *fakeStore) SnapshotDirs(layers []cache.Layer) []string {
 	return out
 }
 
-// CommitDir names the layer by a digest of the tree's names, types and
-// data (not a real layer tar: nothing here reads one).
-func (s *fakeStore) CommitDir(ctx context.Context, dir string) (cache.Layer, error) {
+// MoveIn names the layer by a digest of the tree's names, types and data
+// (not a real layer tar: nothing here reads one).
+func (s fakeLayers) MoveIn(ctx context.Context, dir string) (store.Layer, error) {
 	h := sha256.New()
 	var size int64
 	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
@@ -152,89 +196,81 @@ func (s *fakeStore) CommitDir(ctx context.Context, dir string) (cache.Layer, err
 		return nil
 	})
 	if err != nil {
-		return cache.Layer{}, err
+		return store.Layer{}, err
 	}
 	d := digest.FromHash(h)
 	if err := os.Rename(dir, s.SnapshotDir(d)); err != nil {
 		if _, serr := os.Stat(s.SnapshotDir(d)); serr != nil {
-			return cache.Layer{}, err
+			return store.Layer{}, err
 		}
-		os.RemoveAll(dir) // the same layer was committed before
+		os.RemoveAll(dir) // the same layer was made before
 	}
-	return cache.Layer{DiffID: d, Digest: d, Size: size, MediaType: cache.MediaTypeLayerTar}, nil
+	return store.Layer{DiffID: d, Digest: d, Size: size, MediaType: store.MediaTypeLayerTar}, nil
 }
 
-func (s *fakeStore) ImageLayers(ctx context.Context, d digest.Digest) ([]cache.Layer, *v1.ConfigFile, error) {
+func (s fakeImages) Layers(ctx context.Context, d digest.Digest) ([]store.Layer, *v1.ConfigFile, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	l, ok := s.images[d]
 	if !ok {
-		return nil, nil, fmt.Errorf("image %s: %w", d, cache.ErrNotFound)
+		return nil, nil, fmt.Errorf("image %s: %w", d, store.ErrNotFound)
 	}
 	return l, &v1.ConfigFile{}, nil
 }
 
-func (s *fakeStore) Pull(ctx context.Context, ref, platform string, policy cache.PullPolicy) (cache.Pulled, error) {
-	return cache.Pulled{}, fmt.Errorf("pull %s: no registry in this test", ref)
+func (fakeImages) Pull(ctx context.Context, ref, platform string, policy store.PullPolicy) (store.Pulled, error) {
+	return store.Pulled{}, fmt.Errorf("pull %s: no registry in this test", ref)
 }
 
-func (s *fakeStore) CacheMountDir(id string, instance int, mode os.FileMode, uid, gid int) (string, error) {
+func (s fakeCacheMounts) Dir(id string, instance int, mode os.FileMode, uid, gid int) (string, error) {
 	d := filepath.Join(s.root, "cachemounts", fmt.Sprintf("%x-%d", sha256.Sum256([]byte(id)), instance))
 	return d, os.MkdirAll(d, mode)
 }
 
-func (s *fakeStore) LockCacheMount(ctx context.Context, id string, instance int) (func(), error) {
+func (s fakeCacheMounts) Lock(ctx context.Context, id string, instance int) (func(), error) {
 	return s.lock(ctx, fmt.Sprintf("cache %q %d", id, instance))
 }
 
-func (s *fakeStore) TryLockCacheMount(id string, instance int) (func(), error) {
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel() // take it only if free now
-	unlock, err := s.lock(ctx, fmt.Sprintf("cache %q %d", id, instance))
-	if err != nil {
-		return nil, nil
-	}
-	return unlock, nil
+func (s fakeCacheMounts) TryLock(id string, instance int) (func(), error) {
+	return s.tryLock(fmt.Sprintf("cache %q %d", id, instance)), nil
 }
 
-func (s *fakeStore) TempDir(prefix string) (string, error) {
+func (s fakeScratch) Dir(prefix string) (string, error) {
 	return os.MkdirTemp(filepath.Join(s.root, "tmp"), prefix)
 }
 
-func (s *fakeStore) RemoveTemp(dir string) error { return os.RemoveAll(dir) }
+func (fakeScratch) Remove(dir string) error { return os.RemoveAll(dir) }
 
-func (s *fakeStore) ArchiveLimit(cache.BuildConfig) (int64, error) { return 1 << 30, nil }
+func (fakeLimits) ArchiveLimit(store.BuildConfig) (int64, error) { return 1 << 30, nil }
 
-func (s *fakeStore) ReadBuildRecord(id string, v any) error {
+func (s fakeHistory) ReadRecord(ctx context.Context, name string, v any) error {
 	s.mu.Lock()
-	b, ok := s.builds[id]
+	b, ok := s.builds[name]
 	s.mu.Unlock()
 	if !ok {
-		return fmt.Errorf("build record %s: %w", id, cache.ErrNotFound)
+		return fmt.Errorf("build record %s: %w", name, store.ErrNotFound)
 	}
 	return json.Unmarshal(b, v)
 }
 
-func (s *fakeStore) BuildRecordSum(id string) string {
+func (s fakeHistory) RecordSum(ctx context.Context, name string) string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.sums[id]
+	return s.sums[name]
 }
 
-func (s *fakeStore) WriteBuildRecord(id, sum string, v any) error {
+func (s fakeHistory) WriteRecord(ctx context.Context, name, sum string, v any) error {
 	b, err := json.Marshal(v)
 	if err != nil {
 		return err
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.builds[id], s.sums[id] = b, sum
+	s.builds[name], s.sums[name] = b, sum
 	return nil
 }
 
-func (s *fakeStore) StatCache() *cache.StatCache { return nil }
-
-func (s *fakeStore) SaveStatCache(*cache.StatCache) error { return nil }
+func (noStatCache) StatCache() *store.StatCache { return nil }
 
 // fakeExecutor records what it is asked to do, and how many ops ran at
 // once; hook, if set, decides how a RUN ends (its command is the last arg).
@@ -355,8 +391,8 @@ func (h *harness) compile(df string, args map[string]string) *dag.Vertex {
 
 // solve runs a new build (a new Solver, as a new kiln build would be) of
 // root with ex.
-func (h *harness) solve(ctx context.Context, ex *fakeExecutor, root *dag.Vertex, o Options) ([]cache.Layer, error) {
-	return NewWith(h.store, ex, o).Solve(ctx, root)
+func (h *harness) solve(ctx context.Context, ex *fakeExecutor, root *dag.Vertex, o Options) ([]store.Layer, error) {
+	return NewWith(h.store.roles(), ex, o).Solve(ctx, root)
 }
 
 func writeFile(t *testing.T, dir, name, data string) {

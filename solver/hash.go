@@ -20,10 +20,10 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/kiln-build/kiln/cache"
 	"github.com/kiln-build/kiln/digest"
 	"github.com/kiln-build/kiln/executor/fscopy"
 	"github.com/kiln-build/kiln/solver/dag"
+	"github.com/kiln-build/kiln/store"
 	"github.com/kiln-build/kiln/xattr"
 )
 
@@ -33,7 +33,7 @@ import (
 // step can see that its key should depend on.
 func HashSelection(ctx context.Context, dir string, o fscopy.Options) (digest.Digest, error) {
 	h := sha256.New()
-	if err := hashSelection(ctx, h, dir, o, func() *cache.StatCache { return nil }, nil); err != nil {
+	if err := hashSelection(ctx, h, dir, o, func() *store.StatCache { return nil }, nil); err != nil {
 		return "", err
 	}
 	return digest.FromHash(h), nil
@@ -94,7 +94,7 @@ func (s *Solver) localContent(ctx context.Context, v *dag.Vertex, files map[stri
 // changes the ctime. The walk (stat calls) runs on this goroutine while
 // another describes and hashes what it found, in the same order; the stat
 // cache is loaded meanwhile.
-func hashSelection(ctx context.Context, h io.Writer, dir string, o fscopy.Options, statCache func() *cache.StatCache, files map[string]string) error {
+func hashSelection(ctx context.Context, h io.Writer, dir string, o fscopy.Options, statCache func() *store.StatCache, files map[string]string) error {
 	type item struct {
 		rel string
 		fi  os.FileInfo
@@ -165,7 +165,7 @@ var errStopWalk = errors.New("stop walking")
 
 // describe is one entry's line: "type mode uid:gid", then the link target,
 // device number or size and data sum, then the xattrs' digest if any.
-func describe(p string, fi os.FileInfo, sc *cache.StatCache) (string, error) {
+func describe(p string, fi os.FileInfo, sc *store.StatCache) (string, error) {
 	st, ok := fi.Sys().(*syscall.Stat_t)
 	if !ok {
 		return "", errors.New("no stat data")

@@ -11,9 +11,9 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/kiln-build/kiln/cache"
 	"github.com/kiln-build/kiln/digest"
 	"github.com/kiln-build/kiln/solver/dag"
+	"github.com/kiln-build/kiln/store"
 )
 
 // copyVertex is `COPY <sources> /dst/` from a context at dir.
@@ -29,7 +29,7 @@ func copyVertex(dir string, excludes []string, sources ...string) *dag.Vertex {
 
 func newTestSolver(t *testing.T) *Solver {
 	t.Helper()
-	st, err := cache.Open(t.TempDir())
+	st, err := store.Open(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -123,7 +123,7 @@ func TestContentKeySensitivity(t *testing.T) {
 			tc.change(t, dir)
 			// A fresh solver (a new build) with the stat cache the first one
 			// saved, as the next `kiln build` would have.
-			must(t, s.store.SaveStatCache(s.stat))
+			must(t, s.stat.Save())
 			after, err := NewWith(s.store, s.executor, Options{}).localContent(t.Context(), v, nil)
 			must(t, err)
 			if busted := before != after; busted != tc.busts {
@@ -145,7 +145,7 @@ func TestContentKeySameSizeAndMtime(t *testing.T) {
 	dir := t.TempDir()
 	p := filepath.Join(dir, "f")
 	stamp := time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC)
-	st, err := cache.Open(t.TempDir())
+	st, err := store.Open(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -163,7 +163,7 @@ func TestContentKeySameSizeAndMtime(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := s.stat.Save(st); err != nil {
+		if err := s.stat.Save(); err != nil {
 			t.Fatal(err)
 		}
 		want, err := HashSelection(t.Context(), dir, copyOptions(v.Op.(*dag.CopyOp), v.Inputs[1].Op.(*dag.LocalOp)))
@@ -241,7 +241,7 @@ func BenchmarkContextKey(b *testing.B) {
 		}
 	}
 	time.Sleep(2100 * time.Millisecond) // out of the racy window
-	st, err := cache.Open(b.TempDir())
+	st, err := store.Open(b.TempDir())
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -257,7 +257,7 @@ func BenchmarkContextKey(b *testing.B) {
 	if _, err := first.localContent(b.Context(), v, nil); err != nil {
 		b.Fatal(err)
 	}
-	if err := first.stat.Save(st); err != nil {
+	if err := first.stat.Save(); err != nil {
 		b.Fatal(err)
 	}
 	b.Run("warm", func(b *testing.B) {
@@ -266,7 +266,7 @@ func BenchmarkContextKey(b *testing.B) {
 			if _, err := s.localContent(b.Context(), v, nil); err != nil {
 				b.Fatal(err)
 			}
-			if err := s.stat.Save(st); err != nil { // a no-op unless something changed
+			if err := s.stat.Save(); err != nil { // a no-op unless something changed
 				b.Fatal(err)
 			}
 		}

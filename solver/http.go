@@ -33,7 +33,7 @@ func (s *Solver) download(ctx context.Context, v *dag.Vertex, op *dag.HTTPOp) (d
 }
 
 func (s *Solver) fetch(ctx context.Context, v *dag.Vertex, op *dag.HTTPOp) (digest.Digest, error) {
-	dir, err := s.store.TempDir("download-")
+	dir, err := s.store.Scratch.Dir("download-")
 	if err != nil {
 		return "", err
 	}

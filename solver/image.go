@@ -10,28 +10,34 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
-	"github.com/kiln-build/kiln/cache"
 	"github.com/kiln-build/kiln/digest"
+	"github.com/kiln-build/kiln/store"
 )
 
-// ImageStore is where CommitImage writes a build's image; *cache.Store
-// is one.
-type ImageStore interface {
+// ImageRecords remember the image each image key made (store.Records).
+type ImageRecords interface {
 	// LookupImage is the image an earlier commit recorded under key
-	// (cache.ImageKey); it wraps cache.ErrNotFound.
+	// (store.ImageKey); it wraps store.ErrNotFound.
 	LookupImage(ctx context.Context, key digest.Digest) (digest.Digest, error)
-	CommitImage(ctx context.Context, cfg *v1.ConfigFile, layers []cache.Layer, extras ...cache.ConfigExtras) (digest.Digest, error)
-	RecordImage(ctx context.Context, key, manifest digest.Digest) error
+	PutImage(ctx context.Context, key, manifest digest.Digest) error
 }
 
-var _ ImageStore = (*cache.Store)(nil)
+// ImageWriter writes an image's config and manifest (store.Images).
+type ImageWriter interface {
+	Commit(ctx context.Context, cfg *v1.ConfigFile, layers []store.Layer, extras ...store.ConfigExtras) (digest.Digest, error)
+}
+
+var (
+	_ ImageRecords = (*store.Records)(nil)
+	_ ImageWriter  = (*store.Images)(nil)
+)
 
 // Image is what a build made: the frontend's config (with its history)
 // over the layers Solve returned.
 type Image struct {
 	Config v1.ConfigFile
-	Extras cache.ConfigExtras // what v1.ConfigFile has no field for
-	Layers []cache.Layer
+	Extras store.ConfigExtras // what v1.ConfigFile has no field for
+	Layers []store.Layer
 }
 
 // CommitOptions say how CommitImage stamps and reuses images.
@@ -45,14 +51,14 @@ type CommitOptions struct {
 // that image (and its ID) is reused, so a fully cached rebuild changes
 // nothing, as with BuildKit. With an epoch the image is stamped with it
 // (and is the same image every time).
-func CommitImage(ctx context.Context, st ImageStore, img Image, o CommitOptions) (digest.Digest, error) {
+func CommitImage(ctx context.Context, records ImageRecords, images ImageWriter, img Image, o CommitOptions) (digest.Digest, error) {
 	cfg := img.Config
-	key, err := cache.ImageKey(&cfg, img.Layers, img.Extras)
+	key, err := store.ImageKey(&cfg, img.Layers, img.Extras)
 	if err != nil {
 		return "", err
 	}
 	if !o.NoCache && o.Epoch == nil {
-		if d, err := st.LookupImage(ctx, key); err == nil {
+		if d, err := records.LookupImage(ctx, key); err == nil {
 			return d, nil
 		}
 	}
@@ -61,11 +67,11 @@ func CommitImage(ctx context.Context, st ImageStore, img Image, o CommitOptions)
 		now = *o.Epoch
 	}
 	stampConfig(&cfg, now)
-	d, err := st.CommitImage(ctx, &cfg, img.Layers, img.Extras)
+	d, err := images.Commit(ctx, &cfg, img.Layers, img.Extras)
 	if err != nil {
 		return "", err
 	}
-	return d, st.RecordImage(ctx, key, d)
+	return d, records.PutImage(ctx, key, d)
 }
 
 // stampConfig sets the image's and its new history entries' creation time.

@@ -9,19 +9,19 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
-	"github.com/kiln-build/kiln/cache"
 	"github.com/kiln-build/kiln/digest"
+	"github.com/kiln-build/kiln/store"
 )
 
 // CommitImage against a real store (blobs and records in a temp dir; no
 // root needed: the layers are only named, never read).
 func TestCommitImage(t *testing.T) {
 	ctx := t.Context()
-	st, err := cache.Open(t.TempDir())
+	st, err := store.Open(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
-	layer := cache.Layer{DiffID: digest.FromBytes([]byte("tar")), Digest: digest.FromBytes([]byte("tar")), Size: 3, MediaType: cache.MediaTypeLayerTar}
+	layer := store.Layer{DiffID: digest.FromBytes([]byte("tar")), Digest: digest.FromBytes([]byte("tar")), Size: 3, MediaType: store.MediaTypeLayerTar}
 	base := v1.Time{Time: time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC)}
 	img := func(createdBy string) Image {
 		return Image{
@@ -29,12 +29,12 @@ func TestCommitImage(t *testing.T) {
 				{Created: base, CreatedBy: "the base"},
 				{CreatedBy: createdBy},
 			}},
-			Layers: []cache.Layer{layer},
+			Layers: []store.Layer{layer},
 		}
 	}
 	config := func(d digest.Digest) *v1.ConfigFile {
 		t.Helper()
-		i, err := st.Image(ctx, d)
+		i, err := st.Images().Get(ctx, d)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -46,7 +46,7 @@ func TestCommitImage(t *testing.T) {
 	}
 
 	before := time.Now().Add(-time.Second)
-	first, err := CommitImage(ctx, st, img("RUN make"), CommitOptions{})
+	first, err := CommitImage(ctx, st.Records(), st.Images(), img("RUN make"), CommitOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -58,23 +58,23 @@ func TestCommitImage(t *testing.T) {
 		t.Errorf("rootfs %v", cfg.RootFS)
 	}
 	// The same config over the same layers is the same image (and ID).
-	if again, err := CommitImage(ctx, st, img("RUN make"), CommitOptions{}); err != nil || again != first {
+	if again, err := CommitImage(ctx, st.Records(), st.Images(), img("RUN make"), CommitOptions{}); err != nil || again != first {
 		t.Errorf("recommit = %s, %v; want the first image %s", again, err, first)
 	}
 	// Anything else is a new one, and so is every --no-cache build.
-	if other, err := CommitImage(ctx, st, img("RUN make test"), CommitOptions{}); err != nil || other == first {
+	if other, err := CommitImage(ctx, st.Records(), st.Images(), img("RUN make test"), CommitOptions{}); err != nil || other == first {
 		t.Errorf("another history = %s, %v; want a new image", other, err)
 	}
-	if fresh, err := CommitImage(ctx, st, img("RUN make"), CommitOptions{NoCache: true}); err != nil || fresh == first {
+	if fresh, err := CommitImage(ctx, st.Records(), st.Images(), img("RUN make"), CommitOptions{NoCache: true}); err != nil || fresh == first {
 		t.Errorf("--no-cache = %s, %v; want a new image", fresh, err)
 	}
 	// SOURCE_DATE_EPOCH stamps the image, the same every time.
 	epoch := time.Unix(1700000000, 0).UTC()
-	e1, err := CommitImage(ctx, st, img("RUN make"), CommitOptions{Epoch: &epoch})
+	e1, err := CommitImage(ctx, st.Records(), st.Images(), img("RUN make"), CommitOptions{Epoch: &epoch})
 	if err != nil {
 		t.Fatal(err)
 	}
-	e2, err := CommitImage(ctx, st, img("RUN make"), CommitOptions{Epoch: &epoch})
+	e2, err := CommitImage(ctx, st.Records(), st.Images(), img("RUN make"), CommitOptions{Epoch: &epoch})
 	if err != nil || e1 != e2 || e1 == first {
 		t.Errorf("epoch commits %s, %s (%v); want one image, not %s", e1, e2, err, first)
 	}

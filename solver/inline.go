@@ -16,7 +16,7 @@ import (
 // materialize writes an InlineOp's files (COPY <<EOF) into a store temp
 // dir, which copies then read like a build context. Solve removes it.
 func (s *Solver) materialize(v *dag.Vertex, op *dag.InlineOp) (string, error) {
-	dir, err := s.store.TempDir("inline-")
+	dir, err := s.store.Scratch.Dir("inline-")
 	if err != nil {
 		return "", err
 	}

@@ -155,14 +155,14 @@ func (s *Solver) cacheMount(ctx context.Context, v *dag.Vertex, m dag.Mount, inp
 	instance := 0
 	switch sharing {
 	case "locked":
-		u, err := s.store.LockCacheMount(ctx, id, 0)
+		u, err := s.store.CacheMounts.Lock(ctx, id, 0)
 		if err != nil {
 			return executor.Mount{}, nil, err
 		}
 		unlock = u
 	case "private":
 		for ; ; instance++ {
-			u, err := s.store.TryLockCacheMount(id, instance)
+			u, err := s.store.CacheMounts.TryLock(id, instance)
 			if err != nil {
 				return executor.Mount{}, nil, err
 			}
@@ -172,7 +172,7 @@ func (s *Solver) cacheMount(ctx context.Context, v *dag.Vertex, m dag.Mount, inp
 			}
 		}
 	}
-	dir, err := s.store.CacheMountDir(id, instance, mode, int(m.UID), int(m.GID))
+	dir, err := s.store.CacheMounts.Dir(id, instance, mode, int(m.UID), int(m.GID))
 	if err != nil {
 		unlock()
 		return executor.Mount{}, nil, err
@@ -214,7 +214,7 @@ func (s *Solver) inputOverlay(v *dag.Vertex, m dag.Mount, inputs []*state, scrat
 	if d, ok := s.dirOf(v.Inputs[m.Input]); ok {
 		lowers = []string{d}
 	} else {
-		lowers = s.store.SnapshotDirs(inputs[m.Input].layers)
+		lowers = s.store.Layers.SnapshotDirs(inputs[m.Input].layers)
 	}
 	empty, err := scratch("empty")
 	if err != nil {

@@ -14,9 +14,9 @@ import (
 
 	"github.com/docker/go-units"
 
-	"github.com/kiln-build/kiln/cache"
 	"github.com/kiln-build/kiln/digest"
 	"github.com/kiln-build/kiln/solver/dag"
+	"github.com/kiln-build/kiln/store"
 )
 
 // Event is one thing that happened during a build, as every progress
@@ -63,7 +63,7 @@ type sink interface {
 type ProgressOptions struct {
 	Mode  string           // plain (default), tty, rawjson or quiet
 	Out   io.Writer        // where the progress goes (stderr)
-	Logs  *cache.BuildLogs // where each step's full output is kept; nil = nowhere
+	Logs  *store.BuildLogs // where each step's full output is kept; nil = nowhere
 	Trace *Trace           // records a trace-event file; nil = none
 	Now   func() time.Time // clock, for tests
 	Width func() int       // tty width, for tests
@@ -76,7 +76,7 @@ type Progress struct {
 	mu       sync.Mutex
 	sinks    []sink
 	now      func() time.Time
-	logs     *cache.BuildLogs
+	logs     *store.BuildLogs
 	next     int
 	start    time.Time
 	executed int

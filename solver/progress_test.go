@@ -14,9 +14,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kiln-build/kiln/cache"
 	"github.com/kiln-build/kiln/executor"
 	"github.com/kiln-build/kiln/solver/dag"
+	"github.com/kiln-build/kiln/store"
 )
 
 // fakeClock advances only when told to.
@@ -215,11 +215,11 @@ func TestTTYProgress(t *testing.T) {
 }
 
 func TestStepLogsAreKeptWhole(t *testing.T) {
-	store, err := cache.Open(t.TempDir())
+	st, err := store.Open(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
-	logs := store.NewBuildLogs()
+	logs := st.Builds().NewLogs()
 	p := NewProgressWith(ProgressOptions{Mode: "quiet", Logs: logs})
 	v := vertex("[1/1] RUN noisy")
 	s := p.Start(v)

@@ -10,21 +10,21 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
-	"github.com/kiln-build/kiln/cache"
 	"github.com/kiln-build/kiln/digest"
+	"github.com/kiln-build/kiln/store"
 )
 
 // Resolver resolves image references for the frontend by pulling them into
 // the store (per Policy), so that the build itself never pulls again.
 type Resolver struct {
-	Store    *cache.Store
-	Policy   cache.PullPolicy
+	Images   *store.Images
+	Policy   store.PullPolicy
 	Progress *Progress
 }
 
 // Resolve implements frontend.ImageResolver.
 func (r *Resolver) Resolve(ctx context.Context, ref, platform string) (string, digest.Digest, *v1.ConfigFile, error) {
-	p, err := r.Store.Pull(ctx, ref, platform, r.Policy)
+	p, err := r.Images.Pull(ctx, ref, platform, r.Policy)
 	if err != nil {
 		return "", "", nil, err
 	}
@@ -34,7 +34,7 @@ func (r *Resolver) Resolve(ctx context.Context, ref, platform string) (string, d
 // HealthStartInterval reads the stored image's Healthcheck.StartInterval
 // from its raw config (go-containerregistry's type has no such field).
 func (r *Resolver) HealthStartInterval(ctx context.Context, manifest digest.Digest) (time.Duration, error) {
-	img, err := r.Store.Image(ctx, manifest)
+	img, err := r.Images.Get(ctx, manifest)
 	if err != nil {
 		return 0, err
 	}

@@ -7,9 +7,9 @@ import (
 	"context"
 	"strings"
 
-	"github.com/kiln-build/kiln/cache"
 	"github.com/kiln-build/kiln/executor/fscopy"
 	"github.com/kiln-build/kiln/solver/dag"
+	"github.com/kiln-build/kiln/store"
 )
 
 // reuseFor finds what a COPY from the build context that missed the cache
@@ -19,7 +19,7 @@ import (
 // description: type, mode, owner, size, sha256, xattrs). The copier links
 // those instead of copying them when the old snapshot holds them with the
 // metadata the copy would give them. nil when there is nothing to reuse.
-func (s *Solver) reuseFor(ctx context.Context, v *dag.Vertex, base []cache.Layer) *fscopy.Reuse {
+func (s *Solver) reuseFor(ctx context.Context, v *dag.Vertex, base []store.Layer) *fscopy.Reuse {
 	r := s.rec
 	if r == nil {
 		return nil
@@ -27,13 +27,13 @@ func (s *Solver) reuseFor(ctx context.Context, v *dag.Vertex, base []cache.Layer
 	sl := slot(v)
 	r.mu.Lock()
 	cur := r.cur.Steps[sl]
-	prev := r.prevSteps()[sl]
+	prev := r.prevSteps(ctx)[sl]
 	r.mu.Unlock()
 	if cur == nil || prev == nil || prev.Key == cur.Key || !bytes.Equal(prev.Op, cur.Op) ||
 		len(prev.Files) == 0 || len(cur.Files) == 0 {
 		return nil
 	}
-	layers, err := s.store.Lookup(ctx, prev.Key)
+	layers, err := s.store.Records.Lookup(ctx, prev.Key)
 	if err != nil || len(layers) != len(base)+1 {
 		return nil
 	}
@@ -51,5 +51,5 @@ func (s *Solver) reuseFor(ctx context.Context, v *dag.Vertex, base []cache.Layer
 	if len(files) == 0 {
 		return nil
 	}
-	return &fscopy.Reuse{Snapshot: s.store.SnapshotDir(layers[len(layers)-1].DiffID), Files: files}
+	return &fscopy.Reuse{Snapshot: s.store.Layers.SnapshotDir(layers[len(layers)-1].DiffID), Files: files}
 }

@@ -266,7 +266,7 @@ func TestExplainAcrossBuilds(t *testing.T) {
 // explains nothing.
 func TestExplainOlderRecord(t *testing.T) {
 	h := newHarness(t)
-	if err := h.store.WriteBuildRecord("t", "x", map[string]any{"steps": map[string]any{"[2/2]": map[string]any{"name": "[2/2] RUN echo 1"}}}); err != nil {
+	if err := (fakeHistory{h.store}).WriteRecord(t.Context(), "t", "x", map[string]any{"steps": map[string]any{"[2/2]": map[string]any{"name": "[2/2] RUN echo 1"}}}); err != nil {
 		t.Fatal(err)
 	}
 	var out strings.Builder
@@ -324,7 +324,7 @@ func TestStepErrorTail(t *testing.T) {
 	h := newHarness(t)
 	ex := &fakeExecutor{}
 	ex.hook = func(ctx context.Context, cmd string) error { return &executor.ExitError{Code: 1} }
-	_, err := NewWith(h.store, writingExecutor{ex}, Options{}).Solve(t.Context(), h.compile("FROM base\nRUN false\n", nil))
+	_, err := NewWith(h.store.roles(), writingExecutor{ex}, Options{}).Solve(t.Context(), h.compile("FROM base\nRUN false\n", nil))
 	var se *StepError
 	if !errors.As(err, &se) || !slices.Equal(se.Tail, []string{"some output", "last line"}) {
 		t.Fatalf("Solve = %#v, want a StepError with the output's tail", err)

@@ -12,9 +12,9 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
-	"github.com/kiln-build/kiln/cache"
 	"github.com/kiln-build/kiln/digest"
 	"github.com/kiln-build/kiln/solver/dag"
+	"github.com/kiln-build/kiln/store"
 )
 
 // Options tune a Solver.
@@ -35,13 +35,13 @@ type Options struct {
 	SSH map[string]string
 	// Build bounds each step: pids and memory of a RUN, the size of what an
 	// ADD extracts ($KILN_ROOT/config.json's "build").
-	Build    cache.BuildConfig
+	Build    store.BuildConfig
 	Progress *Progress // nil = no output
 }
 
 // Solver executes build graphs against a store.
 type Solver struct {
-	store    Store
+	store    Roles
 	executor Executor
 	opts     Options
 	sem      chan struct{}
@@ -52,20 +52,20 @@ type Solver struct {
 	dirs   map[*dag.Vertex]string // materialised InlineOp dirs
 
 	statOnce sync.Once
-	stat     *cache.StatCache
+	stat     *store.StatCache
 
 	rec *recorder // nil unless Options.History is set
 }
 
 // statCache loads the store's stat cache on first use.
-func (s *Solver) statCache() *cache.StatCache {
-	s.statOnce.Do(func() { s.stat = s.store.StatCache() })
+func (s *Solver) statCache() *store.StatCache {
+	s.statOnce.Do(func() { s.stat = s.store.StatCaches.StatCache() })
 	return s.stat
 }
 
 type state struct {
 	once   sync.Once
-	layers []cache.Layer
+	layers []store.Layer
 	key    digest.Digest
 	err    error
 }
@@ -75,39 +75,40 @@ type Stats struct {
 	Executed, Cached int
 }
 
-// New returns a Solver over store that runs steps with package executor.
-func New(store *cache.Store, opts Options) *Solver {
-	return NewWith(cacheStore{store}, linuxExecutor{}, opts)
+// New returns a Solver over the roles of st that runs steps with package
+// executor.
+func New(st *store.Store, opts Options) *Solver {
+	return NewWith(rolesOf(st), linuxExecutor{}, opts)
 }
 
-// NewWith returns a Solver over any store and executor.
-func NewWith(store Store, exec Executor, opts Options) *Solver {
+// NewWith returns a Solver over any store roles and executor.
+func NewWith(roles Roles, exec Executor, opts Options) *Solver {
 	if opts.Jobs <= 0 {
 		opts.Jobs = runtime.NumCPU()
 	}
-	s := &Solver{store: store, executor: exec, opts: opts, sem: make(chan struct{}, opts.Jobs), states: map[*dag.Vertex]*state{}, keys: map[digest.Digest]*keyState{}, dirs: map[*dag.Vertex]string{}}
+	s := &Solver{store: roles, executor: exec, opts: opts, sem: make(chan struct{}, opts.Jobs), states: map[*dag.Vertex]*state{}, keys: map[digest.Digest]*keyState{}, dirs: map[*dag.Vertex]string{}}
 	if opts.History != "" {
-		s.rec = newRecorder(store, opts.History)
+		s.rec = newRecorder(roles.History, opts.History)
 	}
 	return s
 }
 
 // Solve builds root and returns its layer chain, bottom first.
-func (s *Solver) Solve(ctx context.Context, root *dag.Vertex) ([]cache.Layer, error) {
+func (s *Solver) Solve(ctx context.Context, root *dag.Vertex) ([]store.Layer, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	defer s.removeDirs()
 	st := s.solve(ctx, root)
 	if s.stat != nil {
 		// Even a failed build learned file sums worth keeping.
-		if err := s.store.SaveStatCache(s.stat); err != nil && st.err == nil {
+		if err := s.stat.Save(); err != nil && st.err == nil {
 			return nil, err
 		}
 	}
 	if st.err != nil {
 		return nil, st.err
 	}
-	if err := s.rec.save(); err != nil {
+	if err := s.rec.save(ctx); err != nil {
 		return nil, err
 	}
 	if _, ok := root.Op.(*dag.LocalOp); ok {
@@ -134,7 +135,7 @@ func (s *Solver) solve(ctx context.Context, v *dag.Vertex) *state {
 	return st
 }
 
-func (s *Solver) build(ctx context.Context, v *dag.Vertex) ([]cache.Layer, digest.Digest, error) {
+func (s *Solver) build(ctx context.Context, v *dag.Vertex) ([]store.Layer, digest.Digest, error) {
 	switch op := v.Op.(type) {
 	case *dag.LocalOp, *dag.ScratchOp:
 		// Nothing to run or report: a directory that is read where it is,
@@ -212,29 +213,29 @@ func (s *Solver) build(ctx context.Context, v *dag.Vertex) ([]cache.Layer, diges
 
 type keyState struct {
 	once   sync.Once
-	layers []cache.Layer
+	layers []store.Layer
 	err    error
 }
 
 // produce finds key's result in the store or executes v to make it. A lock
 // on the key makes concurrent builds on one store execute it once.
-func (s *Solver) produce(ctx context.Context, v *dag.Vertex, key digest.Digest, inputs []*state, p *Step) ([]cache.Layer, error) {
-	hit := func() ([]cache.Layer, bool) {
+func (s *Solver) produce(ctx context.Context, v *dag.Vertex, key digest.Digest, inputs []*state, p *Step) ([]store.Layer, error) {
+	hit := func() ([]store.Layer, bool) {
 		if s.opts.NoCache || s.noCacheFor(v) {
 			return nil, false
 		}
-		layers, err := s.store.Lookup(ctx, key)
+		layers, err := s.store.Records.Lookup(ctx, key)
 		if err != nil {
 			return nil, false
 		}
 		p.Cached()
-		s.store.TouchRecord(key) // GC collects the records unused the longest
+		s.store.Records.Touch(ctx, key) // GC collects the records unused the longest
 		return layers, true
 	}
 	if layers, ok := hit(); ok {
 		return layers, nil
 	}
-	unlock, err := s.store.LockKey(ctx, key)
+	unlock, err := s.store.Records.Lock(ctx, key)
 	if err != nil {
 		return nil, err
 	}
@@ -243,7 +244,7 @@ func (s *Solver) produce(ctx context.Context, v *dag.Vertex, key digest.Digest, 
 		return layers, nil
 	}
 	if s.opts.Explain && s.rec != nil {
-		fmt.Fprintf(p, "cache miss: %s\n", s.rec.explain(v, key))
+		fmt.Fprintf(p, "cache miss: %s\n", s.rec.explain(ctx, v, key))
 	}
 	select {
 	case s.sem <- struct{}{}:
@@ -259,7 +260,7 @@ func (s *Solver) produce(ctx context.Context, v *dag.Vertex, key digest.Digest, 
 		p.Error(err)
 		return nil, stepError(v, err, p)
 	}
-	if err := s.store.Record(ctx, key, layers); err != nil {
+	if err := s.store.Records.Put(ctx, key, layers); err != nil {
 		return nil, err
 	}
 	if _, pulled := v.Op.(*dag.ImageOp); !pulled && len(layers) > 0 {

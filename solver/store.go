@@ -8,89 +8,96 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
-	"github.com/kiln-build/kiln/cache"
 	"github.com/kiln-build/kiln/digest"
 	"github.com/kiln-build/kiln/executor"
+	"github.com/kiln-build/kiln/store"
 )
 
-// The roles the solver needs a store to play. *cache.Store plays them all
-// (New); tests give NewWith a fake that needs no root.
+// The roles of the store the solver uses, each satisfied by the store's
+// role of that name (New); tests fill Roles with fakes that need no root.
 
-// Records is the index of results by cache key.
+// Records are the build cache: the layer chain each cache key made
+// (store.Records).
 type Records interface {
-	Lookup(ctx context.Context, key digest.Digest) ([]cache.Layer, error) // wraps cache.ErrNotFound
-	Record(ctx context.Context, key digest.Digest, layers []cache.Layer) error
-	TouchRecord(key digest.Digest) // used now: GC collects the records unused the longest
-	// LockKey holds key against every build on the store until unlock,
-	// so that concurrent builds execute a step once.
-	LockKey(ctx context.Context, key digest.Digest) (unlock func(), err error)
+	Lookup(ctx context.Context, key digest.Digest) ([]store.Layer, error) // wraps store.ErrNotFound
+	Put(ctx context.Context, key digest.Digest, layers []store.Layer) error
+	Touch(ctx context.Context, key digest.Digest) // used now: GC collects the records unused the longest
+	// Lock holds key against every build on the store until unlock, so
+	// that concurrent builds execute a step once.
+	Lock(ctx context.Context, key digest.Digest) (unlock func(), err error)
 }
 
 // Layers are the store's snapshots: each layer's directory, in overlay
-// format, and the commit of a new one.
+// format, and the making of a new one (store.Layers).
 type Layers interface {
 	SnapshotDir(diffID digest.Digest) string
-	SnapshotDirs(layers []cache.Layer) []string
-	// CommitDir turns dir (made by Scratch.TempDir) into a layer; dir is
-	// consumed.
-	CommitDir(ctx context.Context, dir string) (cache.Layer, error)
+	SnapshotDirs(layers []store.Layer) []string
+	// MoveIn turns dir (made by Scratch.Dir) into a layer; dir is gone
+	// afterwards.
+	MoveIn(ctx context.Context, dir string) (store.Layer, error)
 }
 
-// Images are the base images in the store.
+// Images are the base images in the store (store.Images).
 type Images interface {
-	ImageLayers(ctx context.Context, manifest digest.Digest) ([]cache.Layer, *v1.ConfigFile, error)
-	Pull(ctx context.Context, ref, platform string, policy cache.PullPolicy) (cache.Pulled, error)
+	Layers(ctx context.Context, manifest digest.Digest) ([]store.Layer, *v1.ConfigFile, error)
+	Pull(ctx context.Context, ref, platform string, policy store.PullPolicy) (store.Pulled, error)
 }
 
 // CacheMounts are the directories of RUN --mount=type=cache, kept across
-// builds.
+// builds (store.CacheMounts).
 type CacheMounts interface {
-	CacheMountDir(id string, instance int, mode os.FileMode, uid, gid int) (string, error)
-	LockCacheMount(ctx context.Context, id string, instance int) (unlock func(), err error)
-	// TryLockCacheMount returns a nil unlock if the instance is taken.
-	TryLockCacheMount(id string, instance int) (unlock func(), err error)
+	Dir(id string, instance int, mode os.FileMode, uid, gid int) (string, error)
+	Lock(ctx context.Context, id string, instance int) (unlock func(), err error)
+	// TryLock returns a nil unlock if the instance is taken.
+	TryLock(id string, instance int) (unlock func(), err error)
 }
 
-// Scratch is temporary room on the store's filesystem.
+// Scratch is temporary room on the store's filesystem (store.Temp).
 type Scratch interface {
-	TempDir(prefix string) (string, error)
-	RemoveTemp(dir string) error
+	Dir(prefix string) (string, error)
+	Remove(dir string) error
+}
+
+// Limits bound what a step may extract (store.Config).
+type Limits interface {
 	// ArchiveLimit is how much one ADD may extract, measured now.
-	ArchiveLimit(cache.BuildConfig) (int64, error)
+	ArchiveLimit(store.BuildConfig) (int64, error)
 }
 
 // History keeps each build's record of its steps, by build name, for the
-// next build's --explain-cache and COPY reuse.
+// next build's --explain-cache and COPY reuse (store.Builds).
 type History interface {
-	ReadBuildRecord(id string, v any) error
-	BuildRecordSum(id string) string
-	WriteBuildRecord(id, sum string, v any) error
+	ReadRecord(ctx context.Context, name string, v any) error
+	RecordSum(ctx context.Context, name string) string
+	WriteRecord(ctx context.Context, name, sum string, v any) error
 }
 
-// StatCaches load and save the cache of file sums by stat data.
+// StatCaches load the cache of file sums by stat data (store.Store); the
+// solver saves it with its Save.
 type StatCaches interface {
-	StatCache() *cache.StatCache // nil: none, every file is read
-	SaveStatCache(*cache.StatCache) error
+	StatCache() *store.StatCache // nil: none, every file is read
 }
 
-// Store is every role at once.
-type Store interface {
-	Records
-	Layers
-	Images
-	CacheMounts
-	Scratch
-	History
-	StatCaches
+// Roles are the roles of the store a Solver uses.
+type Roles struct {
+	Records     Records
+	Layers      Layers
+	Images      Images
+	CacheMounts CacheMounts
+	Scratch     Scratch
+	Limits      Limits
+	History     History
+	StatCaches  StatCaches
 }
 
-// cacheStore is the real store in its roles.
-type cacheStore struct{ *cache.Store }
-
-var _ Store = cacheStore{}
-
-// SaveStatCache implements StatCaches.
-func (s cacheStore) SaveStatCache(c *cache.StatCache) error { return c.Save(s.Store) }
+// rolesOf is the roles of st; that it compiles is the proof that each
+// role of the store satisfies the solver's interface of that name.
+func rolesOf(st *store.Store) Roles {
+	return Roles{
+		Records: st.Records(), Layers: st.Layers(), Images: st.Images(), CacheMounts: st.CacheMounts(),
+		Scratch: st.Temp(), Limits: st.Config(), History: st.Builds(), StatCaches: st,
+	}
+}
 
 // Executor runs what a step executes, over an overlay rootfs.
 type Executor interface {

@@ -17,11 +17,11 @@ import (
 	"github.com/moby/patternmatcher/ignorefile"
 	"github.com/spf13/cobra"
 
-	"github.com/kiln-build/kiln/cache"
 	"github.com/kiln-build/kiln/exporter"
 	"github.com/kiln-build/kiln/frontend"
 	"github.com/kiln-build/kiln/imageref"
 	"github.com/kiln-build/kiln/solver"
+	"github.com/kiln-build/kiln/store"
 )
 
 type buildFlags struct {
@@ -91,13 +91,13 @@ func runBuild(cmd *cobra.Command, g *globalFlags, f *buildFlags, contextArg stri
 	if host := runtime.GOOS + "/" + runtime.GOARCH; f.platform != host {
 		return fmt.Errorf("--platform %s: only the host platform %s can be built on this machine", f.platform, host)
 	}
-	policy := cache.PullPolicy(f.pull)
+	policy := store.PullPolicy(f.pull)
 	switch policy {
-	case cache.PullAlways, cache.PullMissing, cache.PullNever:
+	case store.PullAlways, store.PullMissing, store.PullNever:
 	case "true":
-		policy = cache.PullAlways
+		policy = store.PullAlways
 	case "false":
-		policy = cache.PullMissing
+		policy = store.PullMissing
 	default:
 		return fmt.Errorf("--pull %q: use always, missing or never", f.pull)
 	}
@@ -135,11 +135,11 @@ func runBuild(cmd *cobra.Command, g *globalFlags, f *buildFlags, contextArg stri
 		return err
 	}
 
-	store, err := g.store()
+	st, err := g.store()
 	if err != nil {
 		return err
 	}
-	progress, err := newBuildProgress(store, f.progress, f.trace, f.quiet, start)
+	progress, err := newBuildProgress(st, f.progress, f.trace, f.quiet, start)
 	if err != nil {
 		return err
 	}
@@ -157,7 +157,7 @@ func runBuild(cmd *cobra.Command, g *globalFlags, f *buildFlags, contextArg stri
 		BuildArgs:  buildArgs,
 		Target:     f.target,
 		Platform:   f.platform,
-		Resolver:   &solver.Resolver{Store: store, Policy: policy, Progress: progress.Progress},
+		Resolver:   &solver.Resolver{Images: st.Images(), Policy: policy, Progress: progress.Progress},
 		Check:      f.check,
 	})
 	if err != nil {
@@ -170,11 +170,11 @@ func runBuild(cmd *cobra.Command, g *globalFlags, f *buildFlags, contextArg stri
 	for _, l := range frontend.WarningSummary(res.Warnings) {
 		progress.Printf("%s\n", l)
 	}
-	buildCfg, err := store.LoadBuildConfig()
+	buildCfg, err := st.Config().Build()
 	if err != nil {
 		return err
 	}
-	s := solver.New(store, solver.Options{
+	s := solver.New(st, solver.Options{
 		Jobs: f.jobs, NoCache: f.noCache, Progress: progress.Progress,
 		History: buildHistoryID(contextDir, f.file, f.target, f.tags), Explain: f.explain,
 		NoCacheFilter: f.noCacheFilter,
@@ -186,18 +186,18 @@ func runBuild(cmd *cobra.Command, g *globalFlags, f *buildFlags, contextArg stri
 	if err != nil {
 		return err
 	}
-	img := solver.Image{Config: res.Config, Extras: cache.ConfigExtras{HealthStartInterval: res.HealthStartInterval}, Layers: layers}
-	manifest, err := solver.CommitImage(ctx, store, img, solver.CommitOptions{NoCache: f.noCache, Epoch: epoch})
+	img := solver.Image{Config: res.Config, Extras: store.ConfigExtras{HealthStartInterval: res.HealthStartInterval}, Layers: layers}
+	manifest, err := solver.CommitImage(ctx, st.Records(), st.Images(), img, solver.CommitOptions{NoCache: f.noCache, Epoch: epoch})
 	if err != nil {
 		return err
 	}
-	id, err := store.ImageID(ctx, manifest)
+	id, err := st.Images().ID(ctx, manifest)
 	if err != nil {
 		return err
 	}
 	progress.Printf("writing image %s done\n", id)
 	for _, t := range f.tags {
-		if err := store.TagBuilt(ctx, t, manifest); err != nil {
+		if err := st.Names().TagAtomic(ctx, t, manifest); err != nil {
 			return fmt.Errorf("tagging %s: %w", t, err)
 		}
 		progress.Printf("naming to %s done\n", canonical(t))
@@ -210,7 +210,7 @@ func runBuild(cmd *cobra.Command, g *globalFlags, f *buildFlags, contextArg stri
 		if out.Name == "" {
 			out.Name = name
 		}
-		if err := exporter.Export(ctx, store, manifest, out, os.Stdout); err != nil {
+		if err := exporter.Export(ctx, st.Images(), st.Names(), manifest, out, os.Stdout); err != nil {
 			return err
 		}
 		switch {
@@ -228,7 +228,7 @@ func runBuild(cmd *cobra.Command, g *globalFlags, f *buildFlags, contextArg stri
 	if f.quiet || f.progress == "quiet" || f.progress == "rawjson" {
 		gcReport = nil
 	}
-	autoGC(ctx, g, store, gcReport)
+	autoGC(ctx, g, st, gcReport)
 	return nil
 }
 

@@ -7,7 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/kiln-build/kiln/cache"
+	"github.com/kiln-build/kiln/store"
 )
 
 func newCommitCmd(g *globalFlags) *cobra.Command {
@@ -18,20 +18,20 @@ func newCommitCmd(g *globalFlags) *cobra.Command {
 		Args:  cobra.RangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			store, err := g.store()
+			st, err := g.store()
 			if err != nil {
 				return err
 			}
-			d, err := store.CommitContainer(ctx, args[0], cache.ContainerCommit{Author: author, Message: message})
+			d, err := st.Containers().Commit(ctx, args[0], store.ContainerCommit{Author: author, Message: message})
 			if err != nil {
 				return err
 			}
 			if len(args) == 2 {
-				if err := store.TagBuilt(ctx, args[1], d); err != nil {
+				if err := st.Names().TagAtomic(ctx, args[1], d); err != nil {
 					return err
 				}
 			}
-			id, err := store.ImageID(ctx, d)
+			id, err := st.Images().ID(ctx, d)
 			if err != nil {
 				return err
 			}

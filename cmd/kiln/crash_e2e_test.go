@@ -23,6 +23,11 @@ import (
 // busy with the other tests (there a build gets much less far in it).
 func TestSIGKILLAtRandomPointsLeavesAUsableStore(t *testing.T) {
 	e := newEnv(t)
+	// The executor's temp dirs (kiln-exec-*) are made in TMPDIR, outside
+	// the store, and a killed build leaves them: in a TMPDIR of the test's
+	// own, not the host's /tmp.
+	tmp := t.TempDir()
+	e.extra = append(e.extra, "TMPDIR="+tmp)
 	dir := e.context(map[string]string{
 		"Dockerfile": `ARG BASE
 FROM $BASE AS gen
@@ -109,6 +114,10 @@ RUN wc -l < /app/all > /app/count && rm -rf /app/data/b
 	e.mustKiln("build", "-t", "crash", "--build-arg", "BASE="+e.base, dir)
 	if out := e.mustKiln("run", "--rm", "crash", "cat", "/app/count"); strings.TrimSpace(out.stdout) != "200" {
 		t.Errorf("run after repair: %q", out.stdout)
+	}
+	// The next operations swept what the killed builds left in TMPDIR.
+	if left, _ := filepath.Glob(filepath.Join(tmp, "kiln-exec-*")); len(left) > 0 {
+		t.Errorf("the killed builds left %d executor temp dirs in TMPDIR: %v", len(left), left)
 	}
 }
 

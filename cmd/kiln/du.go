@@ -17,11 +17,11 @@ func newDuCmd(g *globalFlags) *cobra.Command {
 		Short: "Show the store's disk usage: blobs, snapshots, cache mounts, logs, and what images share",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			store, err := g.store()
+			st, err := g.store()
 			if err != nil {
 				return err
 			}
-			du, err := store.DiskUsage(cmd.Context())
+			du, err := st.DiskUsage(cmd.Context())
 			if err != nil {
 				return err
 			}

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kiln-build/kiln/cache"
+	"github.com/kiln-build/kiln/store"
 )
 
 func countEntries(t *testing.T, dir string) int {
@@ -62,18 +62,18 @@ func TestPruneNeverRemovesWhatImagesAndContainersUse(t *testing.T) {
 	if r := e.mustKiln("run", "--rm", "app:1", "cat", "/app.txt"); r.stdout != "app\n" {
 		t.Errorf("app:1 after prune --all: %q", r.stdout)
 	}
-	c, err := cache.Open(e.root)
+	c, err := store.Open(e.root)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ct, err := c.Container(context.Background(), "keep")
+	ct, err := c.Containers().Get(context.Background(), "keep")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.Image(context.Background(), ct.Digest); err != nil {
+	if _, err := c.Images().Get(context.Background(), ct.Digest); err != nil {
 		t.Errorf("the container's image was collected: %v", err)
 	}
-	if _, _, err := c.ImageLayers(context.Background(), ct.Digest); err != nil {
+	if _, _, err := c.Images().Layers(context.Background(), ct.Digest); err != nil {
 		t.Errorf("the container's layers were collected: %v", err)
 	}
 
@@ -118,11 +118,11 @@ func TestAutoGCAfterBuild(t *testing.T) {
 func TestPruneWaitsForRunningBuilds(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	s, err := cache.Open(e.root)
+	s, err := store.Open(e.root)
 	if err != nil {
 		t.Fatal(err)
 	}
-	build, err := s.LockShared(context.Background()) // as a running build does
+	build, err := s.GC().LockShared(context.Background()) // as a running build does
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,9 +14,9 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/spf13/cobra"
 
-	"github.com/kiln-build/kiln/cache"
 	"github.com/kiln-build/kiln/exporter"
 	"github.com/kiln-build/kiln/imageref"
+	"github.com/kiln-build/kiln/store"
 )
 
 func newTable(w io.Writer) *tabwriter.Writer { return tabwriter.NewWriter(w, 0, 4, 3, ' ', 0) }
@@ -45,11 +45,11 @@ func newImagesCmd(g *globalFlags) *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			store, err := g.store()
+			st, err := g.store()
 			if err != nil {
 				return err
 			}
-			recs, err := store.Images(ctx)
+			recs, err := st.Names().List(ctx)
 			if err != nil {
 				return err
 			}
@@ -58,7 +58,7 @@ func newImagesCmd(g *globalFlags) *cobra.Command {
 				fmt.Fprintln(w, "REPOSITORY\tTAG\tIMAGE ID\tCREATED\tSIZE")
 			}
 			for _, r := range recs {
-				id, err := store.ImageID(ctx, r.Digest)
+				id, err := st.Images().ID(ctx, r.Digest)
 				if err != nil {
 					continue
 				}
@@ -69,7 +69,7 @@ func newImagesCmd(g *globalFlags) *cobra.Command {
 				}
 				repo, tag := splitTag(imageref.Familiar(r.Name))
 				created, size := "", int64(0)
-				if layers, cfg, err := store.ImageLayers(ctx, r.Digest); err == nil {
+				if layers, cfg, err := st.Images().Layers(ctx, r.Digest); err == nil {
 					created = ago(cfg.Created.Time) + " ago"
 					for _, l := range layers {
 						size += l.Size
@@ -103,11 +103,11 @@ func newPullCmd(g *globalFlags) *cobra.Command {
 		Short: "Pull an image from a registry into the local store",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			store, err := g.store()
+			st, err := g.store()
 			if err != nil {
 				return err
 			}
-			p, err := store.Pull(cmd.Context(), args[0], platform, cache.PullAlways)
+			p, err := st.Images().Pull(cmd.Context(), args[0], platform, store.PullAlways)
 			if err != nil {
 				return err
 			}
@@ -128,12 +128,12 @@ func newLoadCmd(g *globalFlags) *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			store, err := g.store()
+			st, err := g.store()
 			if err != nil {
 				return err
 			}
 			return exporter.ReadArchive(ctx, input, func(name string, img v1.Image) error {
-				d, err := store.ImportImage(ctx, img)
+				d, err := st.Images().Import(ctx, img)
 				if err != nil {
 					return fmt.Errorf("loading %s: %w", input, err)
 				}
@@ -144,7 +144,7 @@ func newLoadCmd(g *globalFlags) *cobra.Command {
 					fmt.Printf("Loaded image ID: %s\n", d)
 					return nil
 				}
-				if err := store.Tag(ctx, name, d); err != nil {
+				if err := st.Names().TagDurable(ctx, name, d); err != nil {
 					return err
 				}
 				fmt.Printf("Loaded image: %s\n", imageref.Familiar(canonical(name)))
@@ -166,18 +166,18 @@ func newSaveCmd(g *globalFlags) *cobra.Command {
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			store, err := g.store()
+			st, err := g.store()
 			if err != nil {
 				return err
 			}
-			rec, err := store.Resolve(ctx, args[0])
+			rec, err := st.Names().Get(ctx, args[0])
 			if err != nil {
 				return err
 			}
 			if format != "oci" && format != "docker" {
 				return fmt.Errorf("--format %q: use oci or docker", format)
 			}
-			return exporter.Export(ctx, store, rec.Digest, exporter.Output{Type: format, Dest: output, Tar: true, Name: args[0]}, os.Stdout)
+			return exporter.Export(ctx, st.Images(), st.Names(), rec.Digest, exporter.Output{Type: format, Dest: output, Tar: true, Name: args[0]}, os.Stdout)
 		},
 	}
 	cmd.Flags().StringVarP(&output, "output", "o", "", "file to write")
@@ -192,12 +192,12 @@ func newRmiCmd(g *globalFlags) *cobra.Command {
 		Short: "Remove image names from the store",
 		Args:  cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			store, err := g.store()
+			st, err := g.store()
 			if err != nil {
 				return err
 			}
 			for _, a := range args {
-				if err := store.Untag(cmd.Context(), a); err != nil {
+				if err := st.Names().Untag(cmd.Context(), a); err != nil {
 					return err
 				}
 				fmt.Printf("Untagged: %s\n", a)
@@ -213,15 +213,15 @@ func newTagCmd(g *globalFlags) *cobra.Command {
 		Short: "Give an image another name",
 		Args:  cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			store, err := g.store()
+			st, err := g.store()
 			if err != nil {
 				return err
 			}
-			rec, err := store.Resolve(cmd.Context(), args[0])
+			rec, err := st.Names().Get(cmd.Context(), args[0])
 			if err != nil {
 				return err
 			}
-			return store.Tag(cmd.Context(), args[1], rec.Digest)
+			return st.Names().TagDurable(cmd.Context(), args[1], rec.Digest)
 		},
 	}
 }

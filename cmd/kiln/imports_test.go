@@ -16,7 +16,7 @@ var tierOf = map[string]string{
 	"frontend":          "frontend",
 	"solver":            "solver",
 	"solver/dag":        "dag",
-	"cache":             "cache",
+	"store":             "store",
 	"executor":          "executor",
 	"executor/seccomp":  "executor",
 	"exporter":          "exporter",
@@ -35,14 +35,14 @@ var tierOf = map[string]string{
 }
 
 // mayImport is the tiers each tier may import besides its own: the data
-// flows Dockerfile → frontend → dag → solver (→ cache, executor) →
+// flows Dockerfile → frontend → dag → solver (→ store, executor) →
 // exporter, and cmd wires them together; nothing imports back up.
 var mayImport = map[string][]string{
-	"cmd":      {"frontend", "solver", "dag", "cache", "executor", "exporter", "fixture", "leaf"},
+	"cmd":      {"frontend", "solver", "dag", "store", "executor", "exporter", "fixture", "leaf"},
 	"frontend": {"dag", "leaf"},
-	"solver":   {"dag", "cache", "executor", "leaf"},
+	"solver":   {"dag", "store", "executor", "leaf"},
 	"dag":      {"leaf"},
-	"cache":    {"leaf"},
+	"store":    {"leaf"},
 	"executor": {"leaf"},
 	"exporter": {"leaf"},
 	"fixture":  {"leaf"},

@@ -14,10 +14,10 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/kiln-build/kiln/cache"
 	"github.com/kiln-build/kiln/executor"
 	"github.com/kiln-build/kiln/frontend"
 	"github.com/kiln-build/kiln/solver"
+	"github.com/kiln-build/kiln/store"
 )
 
 func main() {
@@ -64,20 +64,20 @@ func isStepError(err error) bool {
 
 type globalFlags struct {
 	root   string
-	noLock bool             // this command does not hold the store (see storeLockFree)
-	lock   *cache.StoreLock // shared hold on the store, so GC leaves our writes alone
+	noLock bool        // this command does not hold the store (see storeLockFree)
+	lock   *store.Lock // shared hold on the store, so GC leaves our writes alone
 }
 
-func (g *globalFlags) store() (*cache.Store, error) {
-	s, err := cache.Open(g.root)
+func (g *globalFlags) store() (*store.Store, error) {
+	s, err := store.Open(g.root)
 	if err != nil || g.noLock || g.lock != nil {
 		return s, err
 	}
 	// Leftovers of killed builds go before we take our own hold.
-	if _, err := s.CleanTmp(); err != nil {
+	if _, err := s.Temp().Clean(); err != nil {
 		fmt.Fprintf(os.Stderr, "warning: cleaning the store's tmp dir: %v\n", err)
 	}
-	if g.lock, err = s.LockShared(context.Background()); err != nil {
+	if g.lock, err = s.GC().LockShared(context.Background()); err != nil {
 		return nil, err
 	}
 	return s, nil
@@ -105,7 +105,7 @@ func newRootCmd() *cobra.Command {
 			g.noLock = storeLockFree[cmd.Name()]
 		},
 	}
-	cmd.PersistentFlags().StringVar(&g.root, "root", cache.DefaultRoot(), "store directory (env KILN_ROOT)")
+	cmd.PersistentFlags().StringVar(&g.root, "root", store.DefaultRoot(), "store directory (env KILN_ROOT)")
 	cmd.AddCommand(newBuildCmd(g), newRunCmd(g), newImagesCmd(g), newPullCmd(g), newLoadCmd(g), newRmiCmd(g), newTagCmd(g), newSaveCmd(g), newPsCmd(g), newRmCmd(g), newDuCmd(g), newPruneCmd(g), newStoreCmd(g), newCommitCmd(g))
 	return cmd
 }

@@ -16,10 +16,10 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
-	"github.com/kiln-build/kiln/cache"
 	"github.com/kiln-build/kiln/executor"
 	"github.com/kiln-build/kiln/exporter"
 	"github.com/kiln-build/kiln/internal/busybox"
+	"github.com/kiln-build/kiln/store"
 )
 
 // The test binary doubles as the kiln binary: tests exec it with
@@ -199,16 +199,16 @@ func (e *env) context(files map[string]string) string {
 // image opens a built image from the env's store.
 func (e *env) image(ref string) v1.Image {
 	e.t.Helper()
-	s, err := cache.Open(e.root)
+	s, err := store.Open(e.root)
 	if err != nil {
 		e.t.Fatal(err)
 	}
 	ctx := context.Background()
-	rec, err := s.Resolve(ctx, ref)
+	rec, err := s.Names().Get(ctx, ref)
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	img, err := s.Image(ctx, rec.Digest)
+	img, err := s.Images().Get(ctx, rec.Digest)
 	if err != nil {
 		e.t.Fatal(err)
 	}

@@ -10,8 +10,8 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/kiln-build/kiln/cache"
 	"github.com/kiln-build/kiln/solver"
+	"github.com/kiln-build/kiln/store"
 )
 
 // buildProgress is a build's progress output, step logs and trace.
@@ -23,7 +23,7 @@ type buildProgress struct {
 
 // newBuildProgress sets up --progress (auto picks tty when stderr is a
 // terminal) and --trace.
-func newBuildProgress(store *cache.Store, mode, tracePath string, quiet bool, start time.Time) (*buildProgress, error) {
+func newBuildProgress(st *store.Store, mode, tracePath string, quiet bool, start time.Time) (*buildProgress, error) {
 	if quiet {
 		mode = "quiet"
 	}
@@ -46,7 +46,7 @@ func newBuildProgress(store *cache.Store, mode, tracePath string, quiet bool, st
 		Mode:  mode,
 		Out:   out,
 		Start: start,
-		Logs:  store.NewBuildLogs(),
+		Logs:  st.Builds().NewLogs(),
 		Trace: bp.trace,
 		Width: func() int { return terminalWidth(os.Stderr) },
 	})

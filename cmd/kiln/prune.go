@@ -12,7 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/kiln-build/kiln/cache"
+	"github.com/kiln-build/kiln/store"
 )
 
 type pruneFlags struct {
@@ -51,20 +51,20 @@ records only until the store uses at most SIZE (binary units: 1GB = 1024³).`,
 }
 
 func runPrune(ctx context.Context, g *globalFlags, f *pruneFlags, in io.Reader, out io.Writer) error {
-	pol := cache.GCPolicy{All: f.all}
+	pol := store.GCPolicy{All: f.all}
 	for _, flt := range f.filters {
 		k, v, _ := strings.Cut(flt, "=")
 		if k != "until" && k != "unused-for" {
 			return fmt.Errorf("--filter %q: only until=DURATION is supported", flt)
 		}
-		d, err := cache.ParseDuration(v)
+		d, err := store.ParseDuration(v)
 		if err != nil {
 			return fmt.Errorf("--filter %q: %w", flt, err)
 		}
 		pol.Until = d
 	}
 	if f.keepStorage != "" {
-		n, err := cache.ParseSize(f.keepStorage)
+		n, err := store.ParseSize(f.keepStorage)
 		if err != nil {
 			return fmt.Errorf("--keep-storage: %w", err)
 		}
@@ -77,22 +77,22 @@ func runPrune(ctx context.Context, g *globalFlags, f *pruneFlags, in io.Reader, 
 			return nil
 		}
 	}
-	store, err := g.store()
+	st, err := g.store()
 	if err != nil {
 		return err
 	}
-	lock, err := store.TryLockExclusive()
+	lock, err := st.GC().TryLockExclusive()
 	if err != nil {
 		return err
 	}
 	if lock == nil {
 		fmt.Fprintln(os.Stderr, "waiting for running builds to finish...")
-		if lock, err = store.LockExclusive(ctx); err != nil {
+		if lock, err = st.GC().LockExclusive(ctx); err != nil {
 			return err
 		}
 	}
 	defer lock.Unlock()
-	res, err := store.GC(ctx, []cache.GCPolicy{pol}, f.dryRun)
+	res, err := st.GC().Run(ctx, []store.GCPolicy{pol}, f.dryRun)
 	verb := "Removed"
 	if f.dryRun {
 		verb = "Would remove"
@@ -105,14 +105,14 @@ func runPrune(ctx context.Context, g *globalFlags, f *pruneFlags, in io.Reader, 
 
 // autoGC runs the configured GC after a build, once the build has let go
 // of the store. If another build holds it, that build's GC will run.
-func autoGC(ctx context.Context, g *globalFlags, store *cache.Store, report io.Writer) {
+func autoGC(ctx context.Context, g *globalFlags, st *store.Store, report io.Writer) {
 	g.unlockStore()
-	lock, err := store.TryLockExclusive()
+	lock, err := st.GC().TryLockExclusive()
 	if err != nil || lock == nil {
 		return
 	}
 	defer lock.Unlock()
-	res, ran, err := store.AutoGC(ctx)
+	res, ran, err := st.GC().Auto(ctx)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "WARNING: automatic garbage collection: %v\n", err)
 		return

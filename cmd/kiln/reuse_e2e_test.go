@@ -8,14 +8,14 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kiln-build/kiln/cache"
 	"github.com/kiln-build/kiln/digest"
+	"github.com/kiln-build/kiln/store"
 )
 
 // snapshotOf is the snapshot dir of layer i of the image ref.
 func (e *env) snapshotOf(ref string, i int) string {
 	e.t.Helper()
-	s, err := cache.Open(e.root)
+	s, err := store.Open(e.root)
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -23,7 +23,7 @@ func (e *env) snapshotOf(ref string, i int) string {
 	if i >= len(cfg.RootFS.DiffIDs) {
 		e.t.Fatalf("%s has %d layers", ref, len(cfg.RootFS.DiffIDs))
 	}
-	return s.SnapshotDir(digest.Digest(cfg.RootFS.DiffIDs[i].String()))
+	return s.Layers().SnapshotDir(digest.Digest(cfg.RootFS.DiffIDs[i].String()))
 }
 
 func inode(t *testing.T, p string) uint64 {

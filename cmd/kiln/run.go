@@ -13,9 +13,9 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/kiln-build/kiln/cache"
 	"github.com/kiln-build/kiln/executor"
 	"github.com/kiln-build/kiln/executor/seccomp"
+	"github.com/kiln-build/kiln/store"
 )
 
 type runFlags struct {
@@ -65,7 +65,7 @@ func newRunCmd(g *globalFlags) *cobra.Command {
 
 func runRun(cmd *cobra.Command, g *globalFlags, f *runFlags, image string, args []string) error {
 	ctx := cmd.Context()
-	store, err := g.store()
+	st, err := g.store()
 	if err != nil {
 		return err
 	}
@@ -76,11 +76,11 @@ func runRun(cmd *cobra.Command, g *globalFlags, f *runFlags, image string, args 
 	if err := securityOpts(&opts, f.securityOpt); err != nil {
 		return err
 	}
-	pulled, err := store.Pull(ctx, image, runtime.GOOS+"/"+runtime.GOARCH, cache.PullPolicy(f.pull))
+	pulled, err := st.Images().Pull(ctx, image, runtime.GOOS+"/"+runtime.GOARCH, store.PullPolicy(f.pull))
 	if err != nil {
 		return fmt.Errorf("unable to find image %q: %w", image, err)
 	}
-	layers, cfg, err := store.ImageLayers(ctx, pulled.Digest)
+	layers, cfg, err := st.Images().Layers(ctx, pulled.Digest)
 	if err != nil {
 		return err
 	}
@@ -97,11 +97,11 @@ func runRun(cmd *cobra.Command, g *globalFlags, f *runFlags, image string, args 
 		return err
 	}
 
-	ctr := &cache.Container{Name: f.name, Image: image, Digest: pulled.Digest, Command: proc.Args}
-	if err := store.CreateContainer(ctx, ctr); err != nil {
+	ctr := &store.Container{Name: f.name, Image: image, Digest: pulled.Digest, Command: proc.Args}
+	if err := st.Containers().Create(ctx, ctr); err != nil {
 		return err
 	}
-	dir := store.ContainerDir(ctr.ID)
+	dir := st.Containers().Dir(ctr.ID)
 	hostname := f.hostname
 	if hostname == "" {
 		hostname = ctr.ID[:12]
@@ -111,11 +111,11 @@ func runRun(cmd *cobra.Command, g *globalFlags, f *runFlags, image string, args 
 		proc.Stdin = os.Stdin
 	}
 	ctr.Status, ctr.Pid = "running", os.Getpid()
-	if err := store.SaveContainer(ctx, ctr); err != nil {
+	if err := st.Containers().Save(ctx, ctr); err != nil {
 		return err
 	}
 	runErr := executor.Run(ctx, executor.Rootfs{
-		Lowers: store.SnapshotDirs(layers),
+		Lowers: st.Layers().SnapshotDirs(layers),
 		Upper:  dir + "/upper",
 		Work:   dir + "/work",
 	}, proc, withHostname(opts, hostname))
@@ -130,10 +130,10 @@ func runRun(cmd *cobra.Command, g *globalFlags, f *runFlags, image string, args 
 		ctr.ExitCode = 125
 	}
 	if f.rm {
-		if err := store.RemoveContainer(ctx, ctr.ID); err != nil {
+		if err := st.Containers().Remove(ctx, ctr.ID); err != nil {
 			fmt.Fprintf(os.Stderr, "warning: %v\n", err)
 		}
-	} else if err := store.SaveContainer(ctx, ctr); err != nil {
+	} else if err := st.Containers().Save(ctx, ctr); err != nil {
 		fmt.Fprintf(os.Stderr, "warning: %v\n", err)
 	}
 	return runErr
@@ -216,11 +216,11 @@ func newPsCmd(g *globalFlags) *cobra.Command {
 		Short: "List containers",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			store, err := g.store()
+			st, err := g.store()
 			if err != nil {
 				return err
 			}
-			cs, err := store.Containers(cmd.Context())
+			cs, err := st.Containers().List(cmd.Context())
 			if err != nil {
 				return err
 			}
@@ -249,19 +249,19 @@ func newRmCmd(g *globalFlags) *cobra.Command {
 		Short: "Remove containers",
 		Args:  cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			store, err := g.store()
+			st, err := g.store()
 			if err != nil {
 				return err
 			}
 			for _, a := range args {
-				c, err := store.Container(cmd.Context(), a)
+				c, err := st.Containers().Get(cmd.Context(), a)
 				if err != nil {
 					return err
 				}
 				if c.Status == "running" {
 					return fmt.Errorf("container %s is running", a)
 				}
-				if err := store.RemoveContainer(cmd.Context(), c.ID); err != nil {
+				if err := st.Containers().Remove(cmd.Context(), c.ID); err != nil {
 					return err
 				}
 				fmt.Println(a)

@@ -17,11 +17,11 @@ func newStoreCmd(g *globalFlags) *cobra.Command {
 		Short: "Verify blobs, layers, cache records and image names; --repair removes what is broken",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			store, err := g.store()
+			st, err := g.store()
 			if err != nil {
 				return err
 			}
-			probs, err := store.Check(cmd.Context(), repair)
+			probs, err := st.Check(cmd.Context(), repair)
 			if err != nil {
 				return err
 			}
