@@ -1,3 +1,6 @@
+// Device rules: which device nodes a step may open (docker's list), as
+// v1 devices controller lines and as a cgroup v2 eBPF program.
+
 package executor
 
 import (
@@ -102,6 +105,53 @@ func attachDeviceFilter(dir string) error {
 	})
 	if err != nil {
 		return fmt.Errorf("cgroup: attaching the eBPF device filter to %s: %w", strings.TrimPrefix(dir, "/sys/fs/cgroup"), err)
+	}
+	return nil
+}
+
+// allowedDevices is docker's default device allow-list: a container may
+// make any device node (images keep them as data) but open only these.
+var allowedDevices = []deviceRule{
+	{kind: 'c', major: -1, minor: -1, access: "m"},
+	{kind: 'b', major: -1, minor: -1, access: "m"},
+	{kind: 'c', major: 1, minor: 3, access: "rwm"},    // /dev/null
+	{kind: 'c', major: 1, minor: 5, access: "rwm"},    // /dev/zero
+	{kind: 'c', major: 1, minor: 7, access: "rwm"},    // /dev/full
+	{kind: 'c', major: 1, minor: 8, access: "rwm"},    // /dev/random
+	{kind: 'c', major: 1, minor: 9, access: "rwm"},    // /dev/urandom
+	{kind: 'c', major: 5, minor: 0, access: "rwm"},    // /dev/tty
+	{kind: 'c', major: 5, minor: 1, access: "rwm"},    // /dev/console
+	{kind: 'c', major: 5, minor: 2, access: "rwm"},    // /dev/ptmx
+	{kind: 'c', major: 136, minor: -1, access: "rwm"}, // /dev/pts/N
+}
+
+// deviceRule allows access ("r", "w", "m" for mknod) to devices of a kind
+// ('c' or 'b'); -1 is any major or minor.
+type deviceRule struct {
+	kind         byte
+	major, minor int64
+	access       string
+}
+
+func (r deviceRule) String() string {
+	num := func(n int64) string {
+		if n < 0 {
+			return "*"
+		}
+		return strconv.FormatInt(n, 10)
+	}
+	return fmt.Sprintf("%c %s:%s %s", r.kind, num(r.major), num(r.minor), r.access)
+}
+
+// writeV1DeviceRules denies every device, then allows the default list.
+func writeV1DeviceRules(dir string) error {
+	if err := writeCgroupFile(dir, "devices.deny", "a"); err != nil {
+		return err
+	}
+	for _, r := range allowedDevices {
+		if err := writeCgroupFile(dir, "devices.allow", r.String()); err != nil {
+			return err
+		}
 	}
 	return nil
 }
