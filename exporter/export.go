@@ -8,11 +8,10 @@ import (
 	"io"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/kiln-build/kiln/digest"
-	"github.com/kiln-build/kiln/imageref"
 	"github.com/kiln-build/kiln/internal/atomicfile"
+	"github.com/kiln-build/kiln/registry"
 )
 
 // Images is what Export reads of the local store's images (store.Images).
@@ -74,14 +73,11 @@ func Export(ctx context.Context, images Images, names Names, d digest.Digest, ou
 
 // Push uploads img to ref's registry (plain HTTP only on loopback).
 func Push(ctx context.Context, img v1.Image, ref string) error {
-	r, err := imageref.Parse(ref)
+	r, err := registry.Default.ParseReference(ref)
 	if err != nil {
 		return err
 	}
-	if err := remote.Write(r, img, remote.WithContext(ctx)); err != nil {
-		return fmt.Errorf("pushing %s: %w", ref, err)
-	}
-	return nil
+	return registry.Default.Write(ctx, r, img)
 }
 
 // Write writes img where out says, for the types that are files: oci,

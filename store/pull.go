@@ -8,10 +8,10 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/kiln-build/kiln/digest"
 	"github.com/kiln-build/kiln/imageref"
+	"github.com/kiln-build/kiln/registry"
 )
 
 // PullPolicy says when to ask the registry.
@@ -53,9 +53,12 @@ func (im *Images) Pull(ctx context.Context, ref, platform string, policy PullPol
 	if err != nil {
 		return Pulled{}, fmt.Errorf("platform %q: %w", platform, err)
 	}
-	img, err := remote.Image(r, remote.WithContext(ctx), remote.WithPlatform(*p))
+	if r, err = registry.Default.ParseReference(ref); err != nil {
+		return Pulled{}, err
+	}
+	img, err := registry.Default.Image(ctx, r, *p)
 	if err != nil {
-		return Pulled{}, fmt.Errorf("pulling %s: %w", ref, err)
+		return Pulled{}, err
 	}
 	d, err := im.Import(ctx, img)
 	if err != nil {

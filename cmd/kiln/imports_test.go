@@ -26,6 +26,7 @@ var tierOf = map[string]string{
 	"digest":              "leaf",
 	"containerenv":        "leaf",
 	"imageref":            "leaf",
+	"registry":            "leaf", // how kiln reaches registries: credentials, TLS, mirrors, retries
 	"layer":               "leaf",
 	"xattr":               "leaf",
 	"executor/fscopy":     "leaf", // COPY's selection: what the solver hashes is what the executor copies
