@@ -3,7 +3,7 @@ GO      ?= go
 BIN     := bin
 export PATH := $(PATH):/usr/local/go/bin
 
-.PHONY: all build deps demo test test-short vet bench clean
+.PHONY: all build deps demo ci-demo test test-short vet bench clean
 
 all: build
 
@@ -23,6 +23,12 @@ demo: deps build
 	$(BIN)/kiln build -t hello:latest examples/hello
 	$(BIN)/kiln images
 	$(BIN)/kiln run --rm hello:latest
+
+# Plays docs/ci.md's pipeline against a loopback docker-registry with
+# htpasswd auth: two CI jobs in two empty stores, the second reusing the
+# first one's registry cache and running no step (needs root).
+ci-demo: deps build
+	bash .ci/ci-demo.sh
 
 # The linters gate the tree: gofmt, go vet, go mod tidy, staticcheck and
 # dead code (functions nothing reaches, tests included) must all be clean.

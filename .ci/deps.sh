@@ -28,6 +28,10 @@ command -v busybox >/dev/null || [ -x /bin/busybox ] || need+=(busybox-static)
 for p in skopeo umoci podman runc buildah; do command -v "$p" >/dev/null || need+=("$p"); done
 command -v jq >/dev/null || need+=(jq)
 command -v losetup >/dev/null || need+=(util-linux)
+# The registry tests and `make ci-demo`: the CNCF distribution server, htpasswd, curl.
+command -v docker-registry >/dev/null || need+=(docker-registry)
+command -v htpasswd >/dev/null || need+=(apache2-utils)
+command -v curl >/dev/null || need+=(curl)
 [ ${#need[@]} -eq 0 ] && exit 0
 echo "installing: ${need[*]}"
 SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo

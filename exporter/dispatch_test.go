@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/registry"
@@ -22,6 +23,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 
 	"github.com/kiln-build/kiln/digest"
+	"github.com/kiln-build/kiln/layer"
 )
 
 // memStore is an image store of one image, in two forms: as stored and as
@@ -40,7 +42,11 @@ func (m *memStore) Get(_ context.Context, d digest.Digest) (v1.Image, error) {
 	return m.stored, nil
 }
 
-func (m *memStore) Distributable(_ context.Context, d digest.Digest) (v1.Image, error) {
+func (m *memStore) RewriteTimestamp(_ context.Context, d digest.Digest, _ time.Time) (digest.Digest, error) {
+	return d, nil
+}
+
+func (m *memStore) DistributableAs(_ context.Context, d digest.Digest, _ layer.Codec, _ bool) (v1.Image, error) {
 	if d != m.d {
 		return nil, fmt.Errorf("image %s: not found", d)
 	}

@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path"
 	"path/filepath"
@@ -42,9 +43,19 @@ type sink interface {
 // it name ("hello:1"; "" for no name). Blobs are streamed as the image
 // gives them, never recompressed.
 func WriteOCIArchive(ctx context.Context, w io.Writer, img v1.Image, name string) error {
+	return writeOCIArchive(ctx, w, img, name, layoutOptions{})
+}
+
+// layoutOptions are the annotations of an OCI layout's index.json: its
+// own (index) and its entry for the image's manifest (descriptor).
+type layoutOptions struct {
+	index, descriptor map[string]string
+}
+
+func writeOCIArchive(ctx context.Context, w io.Writer, img v1.Image, name string, o layoutOptions) error {
 	tw := tar.NewWriter(ctxio.NewWriter(ctx, w))
 	s := &tarSink{tw: tw, dirs: map[string]bool{}}
-	if err := writeLayout(ctx, s, img, name); err != nil {
+	if err := writeLayout(ctx, s, img, name, o); err != nil {
 		return fmt.Errorf("writing OCI archive: %w", err)
 	}
 	if err := tw.Close(); err != nil {
@@ -53,11 +64,11 @@ func WriteOCIArchive(ctx context.Context, w io.Writer, img v1.Image, name string
 	return nil
 }
 
-// WriteOCILayout writes img as an OCI image layout in dir, which is created
+// writeOCILayout writes img as an OCI image layout in dir, which is created
 // if needed. An index.json already there is replaced: the layout then holds
 // only img (blobs already there are kept).
-func WriteOCILayout(ctx context.Context, dir string, img v1.Image, name string) error {
-	if err := writeLayout(ctx, dirSink(dir), img, name); err != nil {
+func writeOCILayout(ctx context.Context, dir string, img v1.Image, name string, o layoutOptions) error {
+	if err := writeLayout(ctx, dirSink(dir), img, name, o); err != nil {
 		return fmt.Errorf("writing OCI layout %s: %w", dir, err)
 	}
 	return nil
@@ -94,11 +105,12 @@ func indexDescriptor(img v1.Image, ref string) (v1.Descriptor, error) {
 	return desc, nil
 }
 
-func writeLayout(ctx context.Context, s sink, img v1.Image, ref string) error {
+func writeLayout(ctx context.Context, s sink, img v1.Image, ref string, o layoutOptions) error {
 	desc, err := indexDescriptor(img, ref)
 	if err != nil {
 		return err
 	}
+	maps.Copy(desc.Annotations, o.descriptor)
 	layoutFile := []byte(`{"imageLayoutVersion":"1.0.0"}`)
 	if err := putBytes(ctx, s, "oci-layout", layoutFile); err != nil {
 		return err
@@ -137,6 +149,7 @@ func writeLayout(ctx context.Context, s sink, img v1.Image, ref string) error {
 		SchemaVersion: 2,
 		MediaType:     types.OCIImageIndex,
 		Manifests:     []v1.Descriptor{desc},
+		Annotations:   o.index,
 	})
 	if err != nil {
 		return err

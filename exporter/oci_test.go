@@ -92,7 +92,7 @@ func TestWriteOCILayout(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := filepath.Join(t.TempDir(), "layout")
-			must(t, WriteOCILayout(t.Context(), dir, img, tc.name))
+			must(t, writeOCILayout(t.Context(), dir, img, tc.name, layoutOptions{}))
 			checkLayout(t, dir, img, tc.ref, tc.full)
 			tmp, _ := filepath.Glob(filepath.Join(dir, "blobs", "sha256", ".tmp-*"))
 			if len(tmp) > 0 {
@@ -122,7 +122,7 @@ func TestWriteOCIVerifiesBlobs(t *testing.T) {
 	must(t, err)
 	img, err := mutate.AppendLayers(testImage(t), bad)
 	must(t, err)
-	err = WriteOCILayout(t.Context(), t.TempDir(), img, "x:1")
+	err = writeOCILayout(t.Context(), t.TempDir(), img, "x:1", layoutOptions{})
 	if err == nil || !strings.Contains(err.Error(), "content has digest") {
 		t.Errorf("WriteOCILayout of a layer with a wrong digest: %v", err)
 	}
@@ -150,7 +150,7 @@ func TestSkopeoInspect(t *testing.T) {
 	must(t, WriteOCIArchive(t.Context(), f, img, "hello:1"))
 	must(t, f.Close())
 	dir := filepath.Join(t.TempDir(), "layout")
-	must(t, WriteOCILayout(t.Context(), dir, img, "hello:1"))
+	must(t, writeOCILayout(t.Context(), dir, img, "hello:1", layoutOptions{}))
 
 	for _, ref := range []string{"oci-archive:" + file, "oci-archive:" + file + ":1", "oci:" + dir + ":1"} {
 		out, err := exec.CommandContext(t.Context(), "skopeo", "inspect", ref).CombinedOutput()
@@ -178,7 +178,7 @@ func TestUmociUnpack(t *testing.T) {
 		t.Skip("needs root: umoci unpack without --rootless")
 	}
 	dir := filepath.Join(t.TempDir(), "layout")
-	must(t, WriteOCILayout(t.Context(), dir, testImage(t), "hello:1"))
+	must(t, writeOCILayout(t.Context(), dir, testImage(t), "hello:1", layoutOptions{}))
 	bundle := filepath.Join(t.TempDir(), "bundle")
 	out, err := exec.CommandContext(t.Context(), "umoci", "unpack", "--image", dir+":1", bundle).CombinedOutput()
 	if err != nil {

@@ -37,6 +37,9 @@ type stepRecord struct {
 	Inputs  []string          `json:"inputs"` // the inputs' slots
 	Files   map[string]string `json:"files,omitempty"`
 	Content digest.Digest     `json:"content,omitempty"`
+	// InputKeys are the inputs' keys: another machine's record of the
+	// step (a remote cache entry) says with them which input differed.
+	InputKeys []digest.Digest `json:"inputKeys,omitempty"`
 }
 
 // recorder collects this build's steps and explains misses against the
@@ -122,12 +125,12 @@ func slot(v *dag.Vertex) string {
 	return v.Op.Kind() + "@" + v.Pos.String()
 }
 
-func (r *recorder) add(v *dag.Vertex, key digest.Digest, files map[string]string, content digest.Digest) {
+func (r *recorder) add(v *dag.Vertex, key digest.Digest, files map[string]string, content digest.Digest, inputKeys []digest.Digest) {
 	if r == nil {
 		return
 	}
 	op, _ := json.Marshal(v.Op)
-	sr := &stepRecord{Name: v.Name, Text: text(v), Key: key, Op: op, Files: files, Content: content}
+	sr := &stepRecord{Name: v.Name, Text: text(v), Key: key, Op: op, Files: files, Content: content, InputKeys: inputKeys}
 	for _, in := range v.Inputs {
 		sr.Inputs = append(sr.Inputs, slot(in))
 	}
@@ -154,14 +157,7 @@ func (r *recorder) explain(ctx context.Context, v *dag.Vertex, key digest.Digest
 	case cur == nil:
 		return "changed"
 	}
-	var why []string
-	if old.Text != cur.Text {
-		why = append(why, fmt.Sprintf("instruction changed: %q → %q", old.Text, cur.Text))
-	}
-	why = append(why, opDiff(old.Op, cur.Op)...)
-	if old.Content != cur.Content {
-		why = append(why, fileDiff(old.Files, cur.Files)...)
-	}
+	why := stepDiff(old, cur)
 	for i, in := range v.Inputs {
 		if o, c := prev[slot(in)], r.cur.Steps[slot(in)]; o != nil && c != nil && o.Key != c.Key && i < len(cur.Inputs) {
 			why = append(why, "input changed: "+c.Name)
@@ -171,6 +167,20 @@ func (r *recorder) explain(ctx context.Context, v *dag.Vertex, key digest.Digest
 		return "its definition changed"
 	}
 	return strings.Join(why, "; ")
+}
+
+// stepDiff says how two records of a step differ in the step itself:
+// its instruction, its op's fields, the context files it read.
+func stepDiff(old, cur *stepRecord) []string {
+	var why []string
+	if old.Text != cur.Text {
+		why = append(why, fmt.Sprintf("instruction changed: %q → %q", old.Text, cur.Text))
+	}
+	why = append(why, opDiff(old.Op, cur.Op)...)
+	if old.Content != cur.Content {
+		why = append(why, fileDiff(old.Files, cur.Files)...)
+	}
+	return why
 }
 
 // opDiff names the fields of an op that differ, with env/arg values.

@@ -151,6 +151,11 @@ func (s *Solver) cacheMount(ctx context.Context, v *dag.Vertex, m dag.Mount, inp
 			sharing = "locked"
 		}
 	}
+	if !seeded && s.opts.Remote != nil { // remote.go: before any lock on it is taken
+		if dir, err := s.store.CacheMounts.Dir(id, 0, mode, int(m.UID), int(m.GID)); err == nil {
+			s.importMount(ctx, id, dir)
+		}
+	}
 	unlock := func() {}
 	instance := 0
 	switch sharing {
@@ -176,6 +181,9 @@ func (s *Solver) cacheMount(ctx context.Context, v *dag.Vertex, m dag.Mount, inp
 	if err != nil {
 		unlock()
 		return executor.Mount{}, nil, err
+	}
+	if !seeded && instance == 0 {
+		s.useMount(id, dir)
 	}
 	if seeded {
 		// The seed's layers (or directory) below, the cache's own changes

@@ -10,8 +10,6 @@ import (
 	"sync"
 	"time"
 
-	"golang.org/x/sync/errgroup"
-
 	"github.com/kiln-build/kiln/digest"
 	"github.com/kiln-build/kiln/solver/dag"
 	"github.com/kiln-build/kiln/store"
@@ -37,6 +35,12 @@ type Options struct {
 	// ADD extracts ($KILN_ROOT/config.json's "build").
 	Build    store.BuildConfig
 	Progress *Progress // nil = no output
+	// Remote is the build cache of other machines (--cache-from), asked
+	// after the store and before executing; nil = none (remote.go).
+	Remote RemoteCache
+	// Produced, if set, is told of every layer chain a step executed
+	// made, as soon as it is made (the cache export compresses it then).
+	Produced func(layers []store.Layer)
 }
 
 // Solver executes build graphs against a store.
@@ -55,6 +59,9 @@ type Solver struct {
 	stat     *store.StatCache
 
 	rec *recorder // nil unless Options.History is set
+
+	plans  map[*dag.Vertex]*planState // keys, computed before layers (plan.go)
+	remote remoteState                // what the remote cache gave (remote.go)
 }
 
 // statCache loads the store's stat cache on first use.
@@ -157,38 +164,24 @@ func (s *Solver) build(ctx context.Context, v *dag.Vertex) ([]store.Layer, diges
 		return nil, key, err
 	}
 	s.opts.Progress.Queue(v) // the trace shows the wait for inputs and a slot
-	// Inputs first, all at once; no execution slot is held while waiting.
-	inputs := make([]*state, len(v.Inputs))
-	g, gctx := errgroup.WithContext(ctx)
-	for i, in := range v.Inputs {
-		g.Go(func() error {
-			inputs[i] = s.solve(gctx, in)
-			return inputs[i].err
-		})
+	// Inputs first, then the key (plan.go). With a remote cache the key
+	// comes first: a step that hits needs none of its inputs (remote.go).
+	var inputs []*state
+	if s.opts.Remote == nil {
+		var err error
+		if inputs, err = s.solveInputs(ctx, v); err != nil {
+			return nil, "", err
+		}
 	}
-	if err := g.Wait(); err != nil {
-		return nil, "", err
-	}
-	keys := make([]digest.Digest, len(inputs))
-	for i, in := range inputs {
-		keys[i] = in.key
-	}
-	var files map[string]string
-	if s.rec != nil {
-		files = map[string]string{}
-	}
-	content, err := s.contentDigest(ctx, v, files)
-	if err != nil {
-		return nil, "", stepError(v, err)
-	}
-	key, err := dag.Key(v.Op, keys, content)
+	key, err := s.keyOf(ctx, v)
 	if err != nil {
 		return nil, "", err
 	}
-	if len(files) == 0 {
-		files = nil
+	if inputs == nil && !s.hitWithoutInputs(ctx, v, key) {
+		if inputs, err = s.solveInputs(ctx, v); err != nil {
+			return nil, "", err
+		}
 	}
-	s.rec.add(v, key, files, content)
 	p := s.opts.Progress.Start(v)
 	p.SetKey(key)
 	// Vertices with the same key (the same FROM in two stages, a step two
@@ -204,6 +197,11 @@ func (s *Solver) build(ctx context.Context, v *dag.Vertex) ([]store.Layer, diges
 	ks.once.Do(func() {
 		first = true
 		ks.layers, ks.err = s.produce(ctx, v, key, inputs, p)
+		if errors.Is(ks.err, errNeedInputs) { // the remote entry could not be fetched
+			if inputs, ks.err = s.solveInputs(ctx, v); ks.err == nil {
+				ks.layers, ks.err = s.produce(ctx, v, key, inputs, p)
+			}
+		}
 	})
 	if !first && ks.err == nil {
 		p.Cached()
@@ -243,8 +241,14 @@ func (s *Solver) produce(ctx context.Context, v *dag.Vertex, key digest.Digest, 
 	if layers, ok := hit(); ok { // another build made it while we waited
 		return layers, nil
 	}
+	if layers, ok := s.remoteHit(ctx, v, key, p); ok {
+		return layers, nil
+	}
+	if inputs == nil && len(v.Inputs) > 0 {
+		return nil, errNeedInputs
+	}
 	if s.opts.Explain && s.rec != nil {
-		fmt.Fprintf(p, "cache miss: %s\n", s.rec.explain(ctx, v, key))
+		fmt.Fprintf(p, "cache miss: %s\n", s.explainMiss(ctx, v, key))
 	}
 	select {
 	case s.sem <- struct{}{}:
@@ -262,6 +266,9 @@ func (s *Solver) produce(ctx context.Context, v *dag.Vertex, key digest.Digest, 
 	}
 	if err := s.store.Records.Put(ctx, key, layers); err != nil {
 		return nil, err
+	}
+	if s.opts.Produced != nil {
+		s.opts.Produced(layers)
 	}
 	if _, pulled := v.Op.(*dag.ImageOp); !pulled && len(layers) > 0 {
 		p.Added(layers[len(layers)-1].Size) // the one layer this step made

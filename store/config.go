@@ -92,6 +92,24 @@ func (cf *Config) Build() (BuildConfig, error) {
 	return bc, nil
 }
 
+// RegistryConfig is $ROOT/config.json's "registry" object: hosts that may
+// be spoken to over plain HTTP, and mirrors tried before a registry:
+//
+//	{"registry": {"insecure": ["reg.lan:5000"], "mirrors": {"docker.io": ["127.0.0.1:5001"]}}}
+type RegistryConfig struct {
+	Insecure []string            `json:"insecure"`
+	Mirrors  map[string][]string `json:"mirrors"`
+}
+
+// Registry reads config.json's "registry" object.
+func (cf *Config) Registry() (RegistryConfig, error) {
+	var file struct {
+		Registry RegistryConfig `json:"registry"`
+	}
+	err := cf.read(&file)
+	return file.Registry, err
+}
+
 // ArchiveLimit is the most an extraction may declare now: the configured
 // maximum, or else the store's free space minus the GC's reserved space
 // (all of the free space when that is less than the reserve).

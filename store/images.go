@@ -186,47 +186,6 @@ func (im *Images) Import(ctx context.Context, img v1.Image) (digest.Digest, erro
 	return im.blobs.PutBytes(ctx, mb)
 }
 
-// Distributable is the stored image with manifest d as it leaves the
-// machine (an OCI or docker archive, a push): every uncompressed layer is
-// replaced by its gzip form, made now from the layer's snapshot if no
-// earlier export made it, and kept in the store for the next one. The
-// manifest is rewritten to match; the config, and so the image ID, stays.
-// An image whose layers are all compressed is the stored one, unchanged.
-func (im *Images) Distributable(ctx context.Context, d digest.Digest) (v1.Image, error) {
-	raw, m, cfg, err := im.read(ctx, d)
-	if err != nil {
-		return nil, err
-	}
-	changed := false
-	for i, desc := range m.Layers {
-		gz := gzipOf(desc.MediaType)
-		if gz == "" {
-			continue
-		}
-		// An uncompressed layer's digest is its diffID.
-		l, err := im.layers.Get(ctx, digest.Digest(desc.Digest.String()))
-		if err != nil {
-			return nil, fmt.Errorf("image %s: %w", d, err)
-		}
-		ref, err := im.layers.Gzip(ctx, l)
-		if err != nil {
-			return nil, err
-		}
-		h, err := v1.NewHash(string(ref.Digest))
-		if err != nil {
-			return nil, fmt.Errorf("layer %s: %w", l.DiffID, err)
-		}
-		m.Layers[i] = v1.Descriptor{MediaType: gz, Size: ref.Size, Digest: h, Annotations: desc.Annotations, URLs: desc.URLs}
-		changed = true
-	}
-	if changed {
-		if raw, err = json.Marshal(m); err != nil {
-			return nil, fmt.Errorf("encoding manifest: %w", err)
-		}
-	}
-	return partial.CompressedToImage(&storeImage{im: im, ctx: ctx, manifest: raw, m: m, config: cfg})
-}
-
 type storeImage struct {
 	im       *Images
 	ctx      context.Context
@@ -264,16 +223,17 @@ func (l *storeLayer) Size() (int64, error)                { return l.desc.Size, 
 func (l *storeLayer) MediaType() (types.MediaType, error) { return l.desc.MediaType, nil }
 
 // Compressed is the blob as the manifest names it: for an uncompressed
-// layer built here, whose blob is not on disk, its snapshot's tar.
+// layer, whose blob is not on disk (built here, or exported with
+// compression=uncompressed), its tar, made from its snapshot or blob.
 func (l *storeLayer) Compressed() (io.ReadCloser, error) {
 	d := digest.Digest(l.desc.Digest.String())
 	rc, err := l.im.blobs.Open(l.ctx, d)
-	if err == nil || !IsNotFound(err) || gzipOf(l.desc.MediaType) == "" {
+	if err == nil || !IsNotFound(err) || !isUncompressed(l.desc.MediaType) {
 		return rc, err
 	}
-	sl, lerr := l.im.layers.Get(l.ctx, d)
-	if lerr != nil || !sl.FromSnapshot() {
+	sl, lerr := l.im.layers.Get(l.ctx, d) // an uncompressed layer's digest is its diffID
+	if lerr != nil {
 		return nil, err
 	}
-	return l.im.layers.snapshotTar(l.ctx, d), nil
+	return l.im.layers.OpenTar(l.ctx, sl)
 }

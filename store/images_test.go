@@ -24,6 +24,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/kiln-build/kiln/digest"
+	"github.com/kiln-build/kiln/layer"
 )
 
 // TestImages is the conformance suite of Images: an image is a manifest
@@ -197,7 +198,7 @@ func TestBuiltLayersAreCompressedOnlyToLeave(t *testing.T) {
 	rc.Close()
 
 	// The distributable one has a gzip layer with the same diffID.
-	dist, err := s.Images().Distributable(ctx, d)
+	dist, err := s.Images().DistributableAs(ctx, d, layer.Codec{Kind: layer.Gzip}, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -242,7 +243,7 @@ func TestBuiltLayersAreCompressedOnlyToLeave(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dist2, err := s.Images().Distributable(ctx, d)
+	dist2, err := s.Images().DistributableAs(ctx, d, layer.Codec{Kind: layer.Gzip}, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -260,7 +261,7 @@ func TestBuiltLayersAreCompressedOnlyToLeave(t *testing.T) {
 	if other != d {
 		t.Errorf("stored manifests differ across stores: %s vs %s", d, other)
 	}
-	dist3, err := s2.Images().Distributable(ctx, other)
+	dist3, err := s2.Images().DistributableAs(ctx, other, layer.Codec{Kind: layer.Gzip}, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -303,7 +304,7 @@ func TestChangedSnapshotIsCaught(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(s.Layers().SnapshotDir(l.DiffID), "f"), []byte("tampered\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.Images().Distributable(ctx, d); err == nil || !strings.Contains(err.Error(), "damaged") {
+	if _, err := s.Images().DistributableAs(ctx, d, layer.Codec{Kind: layer.Gzip}, false); err == nil || !strings.Contains(err.Error(), "damaged") {
 		t.Errorf("export of a changed snapshot: %v", err)
 	}
 	if err := s.Names().TagDurable(ctx, "x:1", d); err != nil {

@@ -157,9 +157,10 @@ func readLayerRecords(s *Store, ctx context.Context, inv *inventory, _, _ *duWal
 		it := &gcItem{id: id, path: filepath.Join(s.layers.records, e.Name()), uses: newUses()}
 		var l layerRecord
 		if readJSON(it.path, &l) == nil {
-			it.uses.blobs[l.Digest.Hex()] = true
-			if l.Gzip != nil && l.Gzip.Digest.Validate() == nil {
-				it.uses.blobs[l.Gzip.Digest.Hex()] = true
+			for _, d := range l.blobRefs() {
+				if d.Validate() == nil {
+					it.uses.blobs[d.Hex()] = true
+				}
 			}
 		}
 		inv.items[layersDir] = append(inv.items[layersDir], it)

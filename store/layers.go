@@ -47,11 +47,45 @@ type BlobRef struct {
 	Size   int64         `json:"size"`
 }
 
-// layerRecord is layers/<diffID>.json: the layer, and the gzip blob made
-// from it by an export or push, if one has been (see Gzip).
+// layerRecord is layers/<diffID>.json: the layer, the compressed blobs
+// made from it by exports and pushes, by codec ("gzip", "zstd",
+// "zstd-19": see Layers.Blob), and the layers its times were clamped to,
+// by epoch (see Layers.Clamp). Gzip is where records written before
+// Blobs kept the default gzip blob; it is still read.
 type layerRecord struct {
 	Layer
-	Gzip *BlobRef `json:"gzip,omitempty"`
+	Gzip    *BlobRef                 `json:"gzip,omitempty"`
+	Blobs   map[string]BlobRef       `json:"blobs,omitempty"`
+	Clamped map[string]digest.Digest `json:"clamped,omitempty"`
+}
+
+// blobRefs are the blobs the record keeps: its layer's and every one an
+// export made from it (GC keeps them while the record lives).
+func (r *layerRecord) blobRefs() []digest.Digest {
+	out := []digest.Digest{r.Digest}
+	if r.Gzip != nil {
+		out = append(out, r.Gzip.Digest)
+	}
+	for _, b := range r.Blobs {
+		out = append(out, b.Digest)
+	}
+	return out
+}
+
+// made is the blob an earlier export made with codec key, if it is still
+// in the store.
+func (r *layerRecord) made(ctx context.Context, blobs *Blobs, key string) (BlobRef, bool) {
+	ref, ok := r.Blobs[key]
+	if !ok && key == "gzip" && r.Gzip != nil {
+		ref, ok = *r.Gzip, true
+	}
+	if !ok {
+		return BlobRef{}, false
+	}
+	if n, err := blobs.Stat(ctx, ref.Digest); err != nil || n != ref.Size {
+		return BlobRef{}, false
+	}
+	return ref, true
 }
 
 // Layers are the store's layers: each one's snapshot, an overlay-format

@@ -46,26 +46,73 @@ func (ls *Layers) Gzip(ctx context.Context, l Layer) (BlobRef, error) {
 	if gzipOf(types.MediaType(l.MediaType)) == "" {
 		return BlobRef{Digest: l.Digest, Size: l.Size}, nil
 	}
+	return ls.Blob(ctx, l, layer.Codec{Kind: layer.Gzip})
+}
+
+// Blob returns l's blob compressed with c: l's own blob when it already
+// has c's kind (whatever its level: a pulled layer passes through byte
+// for byte), else the one an earlier call made with c, else a new one
+// made now from the layer's tar, streamed, and kept for the next export
+// and push. For c uncompressed the blob is the layer tar itself, which is
+// not kept (it is made again from the blob or snapshot when read: see
+// storeLayer.Compressed); only its size is recorded.
+func (ls *Layers) Blob(ctx context.Context, l Layer, c layer.Codec) (BlobRef, error) {
+	if err := c.Validate(); err != nil {
+		return BlobRef{}, err
+	}
+	if kindOf(types.MediaType(l.MediaType)) == c.Kind {
+		return BlobRef{Digest: l.Digest, Size: l.Size}, nil
+	}
 	var rec layerRecord
 	if err := readJSON(ls.recordPath(l.DiffID), &rec); err != nil {
 		return BlobRef{}, fmt.Errorf("layer %s: %w", l.DiffID, err)
 	}
-	if rec.Gzip != nil {
-		if n, err := ls.blobs.Stat(ctx, rec.Gzip.Digest); err == nil && n == rec.Gzip.Size {
-			return *rec.Gzip, nil
+	key := c.String()
+	if c.Kind == layer.Uncompressed {
+		if ref, ok := rec.Blobs[key]; ok {
+			return ref, nil
 		}
+	} else if ref, ok := rec.made(ctx, ls.blobs, key); ok {
+		return ref, nil
 	}
+	ref, err := ls.compress(ctx, l, c)
+	if err != nil {
+		return BlobRef{}, err
+	}
+	// Read again: another export may have added a codec meanwhile.
+	if err := readJSON(ls.recordPath(l.DiffID), &rec); err != nil {
+		return BlobRef{}, fmt.Errorf("layer %s: %w", l.DiffID, err)
+	}
+	if rec.Blobs == nil {
+		rec.Blobs = map[string]BlobRef{}
+	}
+	rec.Blobs[key] = ref
+	if err := ls.writeRecord(rec); err != nil {
+		return BlobRef{}, err
+	}
+	return ref, nil
+}
+
+// compress makes l's blob with c from its tar, verified against its diffID.
+func (ls *Layers) compress(ctx context.Context, l Layer, c layer.Codec) (BlobRef, error) {
 	src, err := ls.OpenTar(ctx, l)
 	if err != nil {
 		return BlobRef{}, err
 	}
 	defer src.Close()
+	if c.Kind == layer.Uncompressed {
+		n, err := io.Copy(io.Discard, src)
+		if err != nil {
+			return BlobRef{}, fmt.Errorf("measuring layer %s: %w", l.DiffID, err)
+		}
+		return BlobRef{Digest: l.DiffID, Size: n}, nil
+	}
 	w, err := ls.blobs.Writer(ctx)
 	if err != nil {
 		return BlobRef{}, err
 	}
 	defer w.Close()
-	diffID, _, err := layer.Compress(ctx, w, src)
+	diffID, _, err := layer.CompressWith(ctx, w, src, c)
 	if err != nil {
 		return BlobRef{}, fmt.Errorf("compressing layer %s: %w", l.DiffID, err)
 	}
@@ -76,12 +123,7 @@ func (ls *Layers) Gzip(ctx context.Context, l Layer) (BlobRef, error) {
 	if err != nil {
 		return BlobRef{}, err
 	}
-	ref := BlobRef{Digest: d, Size: n}
-	rec.Gzip = &ref
-	if err := ls.writeRecord(rec); err != nil {
-		return BlobRef{}, err
-	}
-	return ref, nil
+	return BlobRef{Digest: d, Size: n}, nil
 }
 
 // gzipOf is the compressed media type an export gives a layer of type mt,
@@ -94,6 +136,25 @@ func gzipOf(mt types.MediaType) types.MediaType {
 		return types.DockerLayer
 	}
 	return ""
+}
+
+// kindOf is the compression of a layer of media type mt; -1 for what is
+// not a layer kiln reads.
+func kindOf(mt types.MediaType) layer.Compression {
+	switch mt {
+	case types.OCIUncompressedLayer, types.DockerUncompressedLayer:
+		return layer.Uncompressed
+	case types.OCILayer, types.DockerLayer:
+		return layer.Gzip
+	case types.OCILayerZStd:
+		return layer.Zstd
+	}
+	return -1
+}
+
+// isUncompressed says whether mt is a plain layer tar.
+func isUncompressed(mt types.MediaType) bool {
+	return mt == types.OCIUncompressedLayer || mt == types.DockerUncompressedLayer
 }
 
 // snapshotTar streams the snapshot of diffID as a layer tar, verified.

@@ -74,12 +74,14 @@ var (
 		holds: "the sha256 of context files by their stat data"}
 	oldStatCacheFile = &entry{path: "statcache.gob", role: "StatCache",
 		holds: "the stat cache's previous format, removed when the new one is saved"}
+	repoDigestsDir = &entry{path: "repodigests", dir: true, role: "Images",
+		holds: "<image ID hex>/<sha256 hex of the entry>: each REPO@sha256:... the image was pulled from or pushed to (docker's RepoDigests); a few bytes each, kept"}
 )
 
 // layout is every entry, in the order above.
 var layout = []*entry{
 	blobsDir, snapshotsDir, layersDir, keysDir, namesDir, containersDir, logsDir, buildsDir,
-	cacheMountsDir, locksDir, tmpDir, gcLockFile, gcSizesFile, configFile, statCacheFile, oldStatCacheFile,
+	cacheMountsDir, locksDir, tmpDir, gcLockFile, gcSizesFile, configFile, statCacheFile, oldStatCacheFile, repoDigestsDir,
 }
 
 // in is e's path in the store rooted at root.

@@ -22,6 +22,7 @@ import (
 var formatPaths = []string{
 	"blobs/sha256", "snapshots", "layers", "keys", "images", "containers", "logs", "builds",
 	"cache-mounts", "locks", "tmp", "gc.lock", "gc-sizes.json", "config.json", "statcache.bin", "statcache.gob",
+	"repodigests",
 }
 
 func TestLayout(t *testing.T) {

@@ -17,7 +17,6 @@ import (
 	"github.com/moby/patternmatcher/ignorefile"
 	"github.com/spf13/cobra"
 
-	"github.com/kiln-build/kiln/exporter"
 	"github.com/kiln-build/kiln/frontend"
 	"github.com/kiln-build/kiln/imageref"
 	"github.com/kiln-build/kiln/solver"
@@ -43,6 +42,8 @@ type buildFlags struct {
 	ssh           []string
 	trace         string
 	check         bool
+	cache         cacheFlags // --cache-from, --cache-to (build_cache.go)
+	out           outputFlags
 }
 
 func newBuildCmd(g *globalFlags) *cobra.Command {
@@ -61,6 +62,7 @@ func newBuildCmd(g *globalFlags) *cobra.Command {
 	fl.StringArrayVar(&f.buildArgs, "build-arg", nil, "set a build-time variable (KEY=VALUE, or KEY to take it from the environment)")
 	fl.StringVar(&f.target, "target", "", "build this stage (default: the last one)")
 	fl.StringArrayVarP(&f.outputs, "output", "o", nil, `output destination: "type=oci,dest=FILE", "type=docker,dest=FILE", "type=image" (the local store, default)`)
+	f.out.register(cmd)
 	fl.StringVar(&f.progress, "progress", "auto", "progress output: auto, tty, plain, rawjson or quiet (only the image ID, on stdout)")
 	fl.StringVar(&f.trace, "trace", "", "write a trace of the build's steps to FILE (Chrome trace-event JSON, for Perfetto)")
 	fl.BoolVar(&f.noCache, "no-cache", false, "do not use the cache")
@@ -75,6 +77,7 @@ func newBuildCmd(g *globalFlags) *cobra.Command {
 	fl.StringArrayVar(&f.secrets, "secret", nil, `a secret for RUN --mount=type=secret: "id=ID,src=FILE", "id=ID,env=VAR" or "id=ID" (the env var ID)`)
 	fl.StringSliceVar(&f.noCacheFilter, "no-cache-filter", nil, "do not use the cache for these stages (comma-separated names)")
 	fl.BoolVar(&f.check, "check", false, "only run the build checks: print every violation, exit 1 if there is any; no step runs")
+	f.cache.register(cmd)
 	return cmd
 }
 
@@ -101,13 +104,13 @@ func runBuild(cmd *cobra.Command, g *globalFlags, f *buildFlags, contextArg stri
 	default:
 		return fmt.Errorf("--pull %q: use always, missing or never", f.pull)
 	}
-	var outs []exporter.Output
-	for _, o := range f.outputs {
-		out, err := exporter.ParseOutput(o)
-		if err != nil {
-			return fmt.Errorf("--output %q: %w", o, err)
-		}
-		outs = append(outs, out)
+	outs, err := parseOutputs(f.outputs, &f.out, f.tags)
+	if err != nil {
+		return err
+	}
+	labels, err := parseLabels(f.out.labels)
+	if err != nil {
+		return err
 	}
 
 	dockerfile, dfName, err := readDockerfile(f.file, contextDir)
@@ -174,7 +177,12 @@ func runBuild(cmd *cobra.Command, g *globalFlags, f *buildFlags, contextArg stri
 	if err != nil {
 		return err
 	}
+	bc, err := newBuildCache(ctx, st, f.platform, f.cache)
+	if err != nil {
+		return err
+	}
 	s := solver.New(st, solver.Options{
+		Remote: bc.remote(), Produced: bc.produced(ctx),
 		Jobs: f.jobs, NoCache: f.noCache, Progress: progress.Progress,
 		History: buildHistoryID(contextDir, f.file, f.target, f.tags), Explain: f.explain,
 		NoCacheFilter: f.noCacheFilter,
@@ -186,9 +194,13 @@ func runBuild(cmd *cobra.Command, g *globalFlags, f *buildFlags, contextArg stri
 	if err != nil {
 		return err
 	}
+	applyLabels(&res.Config, labels)
 	img := solver.Image{Config: res.Config, Extras: store.ConfigExtras{HealthStartInterval: res.HealthStartInterval}, Layers: layers}
 	manifest, err := solver.CommitImage(ctx, st.Records(), st.Images(), img, solver.CommitOptions{NoCache: f.noCache, Epoch: epoch})
 	if err != nil {
+		return err
+	}
+	if err := bc.export(ctx, s, res.Root, progress); err != nil {
 		return err
 	}
 	id, err := st.Images().ID(ctx, manifest)
@@ -206,19 +218,8 @@ func runBuild(cmd *cobra.Command, g *globalFlags, f *buildFlags, contextArg stri
 	if len(f.tags) > 0 {
 		name = f.tags[0]
 	}
-	for _, out := range outs {
-		if out.Name == "" {
-			out.Name = name
-		}
-		if err := exporter.Export(ctx, st.Images(), st.Names(), manifest, out, os.Stdout); err != nil {
-			return err
-		}
-		switch {
-		case out.Dest != "":
-			progress.Printf("exporting to %s (%s) done\n", out.Dest, out.Type)
-		case out.Type == exporter.TypeRegistry || out.Attrs["push"] == "true":
-			progress.Printf("pushing %s done\n", canonical(out.Name))
-		}
+	if err := exportAll(ctx, st, manifest, outs, name, epoch, &f.out, progress); err != nil {
+		return err
 	}
 	progress.Finish()
 	if f.quiet || f.progress == "quiet" {

@@ -3,10 +3,13 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"os"
+	"path"
 	"runtime"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -38,13 +41,25 @@ func ago(t time.Time) string {
 func humanSize(n int64) string { return units.HumanSizeWithPrecision(float64(n), 3) }
 
 func newImagesCmd(g *globalFlags) *cobra.Command {
-	var quiet bool
+	var quiet, digests, noTrunc bool
+	var filters []string
 	cmd := &cobra.Command{
 		Use:   "images",
 		Short: "List images in the local store",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
+			var patterns []string
+			for _, f := range filters {
+				k, v, _ := strings.Cut(f, "=")
+				if k != "reference" || v == "" {
+					return fmt.Errorf("--filter %q: only reference=PATTERN is supported", f)
+				}
+				if _, err := path.Match(v, ""); err != nil {
+					return fmt.Errorf("--filter %q: %w", f, err)
+				}
+				patterns = append(patterns, v)
+			}
 			st, err := g.store()
 			if err != nil {
 				return err
@@ -55,33 +70,82 @@ func newImagesCmd(g *globalFlags) *cobra.Command {
 			}
 			w := newTable(os.Stdout)
 			if !quiet {
-				fmt.Fprintln(w, "REPOSITORY\tTAG\tIMAGE ID\tCREATED\tSIZE")
+				head := "REPOSITORY\tTAG\t"
+				if digests {
+					head += "DIGEST\t"
+				}
+				fmt.Fprintln(w, head+"IMAGE ID\tCREATED\tSIZE")
 			}
 			for _, r := range recs {
+				familiar := imageref.Familiar(r.Name)
+				if len(patterns) > 0 && !matchReference(patterns, familiar) {
+					continue
+				}
 				id, err := st.Images().ID(ctx, r.Digest)
 				if err != nil {
 					continue
 				}
-				short := id.Hex()[:12]
+				shown := id.Hex()[:12]
+				if noTrunc {
+					shown = string(id)
+				}
 				if quiet {
-					fmt.Fprintln(w, short)
+					fmt.Fprintln(w, shown)
 					continue
 				}
-				repo, tag := splitTag(imageref.Familiar(r.Name))
+				repo, tag := splitTag(familiar)
 				created, size := "", int64(0)
 				if layers, cfg, err := st.Images().Layers(ctx, r.Digest); err == nil {
 					created = ago(cfg.Created.Time) + " ago"
+					if cfg.Created.IsZero() {
+						created = "N/A"
+					}
 					for _, l := range layers {
 						size += l.Size
 					}
 				}
-				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", repo, tag, short, created, humanSize(size))
+				if digests {
+					fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", repo, tag, repoDigestOf(ctx, st, r), shown, created, humanSize(size))
+					continue
+				}
+				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", repo, tag, shown, created, humanSize(size))
 			}
 			return w.Flush()
 		},
 	}
 	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "only show image IDs")
+	cmd.Flags().BoolVar(&digests, "digests", false, "show the registry digest of each image")
+	cmd.Flags().BoolVar(&noTrunc, "no-trunc", false, "show full image IDs")
+	cmd.Flags().StringArrayVarP(&filters, "filter", "f", nil, "filter the list: reference=PATTERN (glob on name:tag, as docker)")
 	return cmd
+}
+
+// matchReference is docker's reference filter: the glob matches the
+// familiar name with its tag, or without it.
+func matchReference(patterns []string, familiar string) bool {
+	repo, _ := splitTag(familiar)
+	for _, p := range patterns {
+		if ok, _ := path.Match(p, familiar); ok {
+			return true
+		}
+		if ok, _ := path.Match(p, repo); ok {
+			return true
+		}
+	}
+	return false
+}
+
+// repoDigestOf is the registry digest recorded for r's repository, or
+// <none>, as `docker images --digests` shows it.
+func repoDigestOf(ctx context.Context, st *store.Store, r store.ImageRecord) string {
+	rds, _ := st.Images().RepoDigests(ctx, r.Digest)
+	repo, _ := splitTag(r.Name)
+	for _, rd := range rds {
+		if name, d, ok := strings.Cut(rd, "@"); ok && name == repo {
+			return d
+		}
+	}
+	return "<none>"
 }
 
 func splitTag(n string) (string, string) {
@@ -97,7 +161,7 @@ func splitTag(n string) (string, string) {
 }
 
 func newPullCmd(g *globalFlags) *cobra.Command {
-	var platform string
+	var platform, progress string
 	cmd := &cobra.Command{
 		Use:   "pull IMAGE",
 		Short: "Pull an image from a registry into the local store",
@@ -107,7 +171,12 @@ func newPullCmd(g *globalFlags) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			p, err := st.Images().Pull(cmd.Context(), args[0], platform, store.PullAlways)
+			tp, err := newTransferProgress(progress)
+			if err != nil {
+				return err
+			}
+			p, err := st.Images().Pull(tp.context(cmd.Context()), args[0], platform, store.PullAlways)
+			tp.close()
 			if err != nil {
 				return err
 			}
@@ -115,7 +184,8 @@ func newPullCmd(g *globalFlags) *cobra.Command {
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&platform, "platform", runtime.GOOS+"/"+runtime.GOARCH, "platform to pull")
+	cmd.Flags().StringVar(&platform, "platform", runtime.GOOS+"/"+runtime.GOARCH, "platform to pull (os/arch[/variant])")
+	cmd.Flags().StringVar(&progress, "progress", "auto", "progress output: auto, tty, plain or quiet")
 	return cmd
 }
 
@@ -155,34 +225,6 @@ func newLoadCmd(g *globalFlags) *cobra.Command {
 	cmd.Flags().StringVarP(&input, "input", "i", "", "archive to read")
 	cmd.Flags().StringVar(&tag, "tag", "", "name the loaded image (default: the name stored in the archive)")
 	_ = cmd.MarkFlagRequired("input")
-	return cmd
-}
-
-func newSaveCmd(g *globalFlags) *cobra.Command {
-	var output, format string
-	cmd := &cobra.Command{
-		Use:   "save -o FILE IMAGE",
-		Short: "Write an image from the store to an OCI archive or docker-archive tar",
-		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx := cmd.Context()
-			st, err := g.store()
-			if err != nil {
-				return err
-			}
-			rec, err := st.Names().Get(ctx, args[0])
-			if err != nil {
-				return err
-			}
-			if format != "oci" && format != "docker" {
-				return fmt.Errorf("--format %q: use oci or docker", format)
-			}
-			return exporter.Export(ctx, st.Images(), st.Names(), rec.Digest, exporter.Output{Type: format, Dest: output, Tar: true, Name: args[0]}, os.Stdout)
-		},
-	}
-	cmd.Flags().StringVarP(&output, "output", "o", "", "file to write")
-	cmd.Flags().StringVar(&format, "format", "oci", "archive format: oci or docker")
-	_ = cmd.MarkFlagRequired("output")
 	return cmd
 }
 

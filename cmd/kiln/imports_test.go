@@ -10,17 +10,19 @@ import (
 // tierOf puts every kiln package in the tier it belongs to; a package that
 // is in none fails TestImportGraph until it is given one.
 var tierOf = map[string]string{
-	"cmd/kiln":          "cmd",
-	"cmd/kiln-busybox":  "cmd",
-	"cmd/kiln-registry": "cmd",
-	"frontend":          "frontend",
-	"solver":            "solver",
-	"solver/dag":        "dag",
-	"store":             "store",
-	"executor":          "executor",
-	"executor/seccomp":  "executor",
-	"exporter":          "exporter",
-	"internal/busybox":  "fixture", // the busybox base image and registry of tests and the demo
+	"cmd/kiln":              "cmd",
+	"cmd/kiln-busybox":      "cmd",
+	"cmd/kiln-registry":     "cmd",
+	"frontend":              "frontend",
+	"solver":                "solver",
+	"solver/dag":            "dag",
+	"store":                 "store",
+	"executor":              "executor",
+	"executor/seccomp":      "executor",
+	"exporter":              "exporter",
+	"internal/busybox":      "fixture",     // the busybox base image and registry of tests and the demo
+	"internal/testregistry": "fixture",     // docker-registry (htpasswd, TLS) and a fault proxy, for tests
+	"remotecache":           "remotecache", // the build cache shared across machines (--cache-from/--cache-to)
 	// Leaves: each does one job that several tiers share, and imports
 	// nothing of kiln's but other leaves.
 	"digest":              "leaf",
@@ -29,6 +31,7 @@ var tierOf = map[string]string{
 	"registry":            "leaf", // how kiln reaches registries: credentials, TLS, mirrors, retries
 	"layer":               "leaf",
 	"xattr":               "leaf",
+	"imagediff":           "leaf", // kiln image diff: two images compared, as diffoci --semantic
 	"executor/fscopy":     "leaf", // COPY's selection: what the solver hashes is what the executor copies
 	"executor/user":       "leaf",
 	"internal/atomicfile": "leaf",
@@ -39,15 +42,16 @@ var tierOf = map[string]string{
 // flows Dockerfile → frontend → dag → solver (→ store, executor) →
 // exporter, and cmd wires them together; nothing imports back up.
 var mayImport = map[string][]string{
-	"cmd":      {"frontend", "solver", "dag", "store", "executor", "exporter", "fixture", "leaf"},
-	"frontend": {"dag", "leaf"},
-	"solver":   {"dag", "store", "executor", "leaf"},
-	"dag":      {"leaf"},
-	"store":    {"leaf"},
-	"executor": {"leaf"},
-	"exporter": {"leaf"},
-	"fixture":  {"leaf"},
-	"leaf":     nil,
+	"cmd":         {"frontend", "solver", "dag", "store", "executor", "exporter", "remotecache", "fixture", "leaf"},
+	"frontend":    {"dag", "leaf"},
+	"solver":      {"dag", "store", "executor", "leaf"},
+	"dag":         {"leaf"},
+	"store":       {"leaf"},
+	"executor":    {"leaf"},
+	"exporter":    {"leaf"},
+	"remotecache": {"store", "leaf"},
+	"fixture":     {"leaf"},
+	"leaf":        nil,
 }
 
 // buildkitAllowed are the BuildKit packages kiln may import, from the

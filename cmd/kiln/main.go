@@ -16,6 +16,7 @@ import (
 
 	"github.com/kiln-build/kiln/executor"
 	"github.com/kiln-build/kiln/frontend"
+	"github.com/kiln-build/kiln/registry"
 	"github.com/kiln-build/kiln/solver"
 	"github.com/kiln-build/kiln/store"
 )
@@ -54,8 +55,16 @@ func exitCode(err error) int {
 	if errors.Is(err, context.Canceled) {
 		return 130
 	}
+	var re *registry.Error
+	if errors.As(err, &re) {
+		return exitRegistry
+	}
 	return 1
 }
+
+// exitRegistry is kiln's exit status when a registry could not be reached
+// or refused us (see docs/registries.md), distinct from a failed step's.
+const exitRegistry = 3
 
 func isStepError(err error) bool {
 	var se *solver.StepError
@@ -63,13 +72,17 @@ func isStepError(err error) bool {
 }
 
 type globalFlags struct {
-	root   string
-	noLock bool        // this command does not hold the store (see storeLockFree)
-	lock   *store.Lock // shared hold on the store, so GC leaves our writes alone
+	root     string
+	insecure []string    // --insecure-registry
+	noLock   bool        // this command does not hold the store (see storeLockFree)
+	lock     *store.Lock // shared hold on the store, so GC leaves our writes alone
 }
 
 func (g *globalFlags) store() (*store.Store, error) {
 	s, err := store.Open(g.root)
+	if err == nil {
+		err = g.useRegistryConfig(s.Config())
+	}
 	if err != nil || g.noLock || g.lock != nil {
 		return s, err
 	}
@@ -106,6 +119,8 @@ func newRootCmd() *cobra.Command {
 		},
 	}
 	cmd.PersistentFlags().StringVar(&g.root, "root", store.DefaultRoot(), "store directory (env KILN_ROOT)")
-	cmd.AddCommand(newBuildCmd(g), newRunCmd(g), newImagesCmd(g), newPullCmd(g), newLoadCmd(g), newRmiCmd(g), newTagCmd(g), newSaveCmd(g), newPsCmd(g), newRmCmd(g), newDuCmd(g), newPruneCmd(g), newStoreCmd(g), newCommitCmd(g))
+	cmd.PersistentFlags().StringArrayVar(&g.insecure, "insecure-registry", nil, "registry host that may be spoken to over plain HTTP (repeatable)")
+	cmd.AddCommand(newBuildCmd(g), newRunCmd(g), newImagesCmd(g), newPullCmd(g), newLoadCmd(g), newRmiCmd(g), newTagCmd(g), newSaveCmd(g), newPsCmd(g), newRmCmd(g), newDuCmd(g), newPruneCmd(g), newStoreCmd(g), newCommitCmd(g),
+		newLoginCmd(g), newLogoutCmd(g), newPushCmd(g), newInspectCmd(g), newHistoryCmd(g), newImageCmd(g))
 	return cmd
 }

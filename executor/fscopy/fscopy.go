@@ -77,6 +77,13 @@ func (e *NotFoundError) Error() string {
 //lint:ignore ST1005 docker's exact message, capital and all
 var ErrDestNotDir = errors.New("When using COPY with more than one source file, the destination must be a directory and end with a /")
 
+// ErrAddDestNotDir is ErrDestNotDir for ADD: several sources of which one
+// is a plain file (not a directory, not a local archive) copied to a
+// destination that is not a directory.
+//
+//lint:ignore ST1005 docker's exact message, capital and all
+var ErrAddDestNotDir = errors.New("When using ADD with more than one source file, the destination must be a directory and end with a /")
+
 // Walk calls fn for every file, dir and symlink the copy with these options
 // would read from srcRoot, in a deterministic lexical order (sources in the
 // order given), with its path relative to srcRoot and its Lstat info. A
@@ -153,12 +160,20 @@ func Copy(ctx context.Context, srcRoot, destRoot string, o Options) error {
 	}
 	// Several sources, or a wildcard matching several, need a directory
 	// unless all are directories, whose contents merge there (as do
-	// --parents sources); a wildcard matching one file may name the file
-	// (COPY *.jar /app.jar). BuildKit would let each file overwrite the
-	// last; this says so instead.
+	// --parents sources), or, for ADD, local archives, each extracted
+	// into dest whatever its name says (BuildKit: every source is its own
+	// copy with AttemptUnpack, and an archive always unpacks into a
+	// directory); a wildcard matching one file may name the file
+	// (COPY *.jar /app.jar). BuildKit would let each plain file
+	// overwrite the last; this says so instead.
 	if (len(o.Sources) > 1 || len(matches) > 1) && !o.Parents && !dirHint && !destIsDir {
 		for _, m := range matches {
-			if !m.node.fi.IsDir() {
+			switch {
+			case m.node.fi.IsDir():
+			case o.Unpack && isArchive(m.node.abs):
+			case o.Unpack:
+				return ErrAddDestNotDir
+			default:
 				return ErrDestNotDir
 			}
 		}

@@ -23,6 +23,16 @@ import (
 // header.
 const maxDetect = 3<<20 + 4<<10
 
+// isArchive says whether p is an archive ADD extracts (see openArchive).
+func isArchive(p string) bool {
+	r, ok, err := openArchive(p)
+	if err != nil || !ok {
+		return false
+	}
+	r.Close()
+	return true
+}
+
 // openArchive opens p as a tar stream if it is one (plain, gzip, bzip2, xz
 // or zstd, told by magic bytes and a first tar entry that reads, PAX or GNU
 // long-name headers included, as docker and BuildKit do); ok is false for
