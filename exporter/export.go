@@ -48,6 +48,7 @@ type Result struct {
 	Descriptor v1.Descriptor
 	Config     v1.Hash
 	Names      []string
+	Stored     digest.Digest // the store's manifest of what was exported (rewrite-timestamp makes a new one)
 }
 
 // Export is ExportImage without the result.
@@ -77,7 +78,7 @@ func ExportImage(ctx context.Context, images Images, names Names, d digest.Diges
 			return Result{}, fmt.Errorf("rewriting timestamps: %w", err)
 		}
 	}
-	res := Result{Names: out.Names}
+	res := Result{Names: out.Names, Stored: d}
 	if out.Type == TypeImage || out.Type == TypeRegistry {
 		if len(out.Names) == 0 {
 			return Result{}, fmt.Errorf("--output type=%s needs name=... or -t", out.Type)

@@ -28,7 +28,8 @@ import (
 )
 
 // HashSelection digests exactly what a copy with o reads from dir: each
-// selected path with its type, mode, owner, link target, device number,
+// selected path with its type, mode, owner (0:0 for a copy from the
+// context, see describe), link target, device number,
 // extended attributes and data. Times are left out: they change nothing a
 // step can see that its key should depend on.
 func HashSelection(ctx context.Context, dir string, o fscopy.Options) (digest.Digest, error) {
@@ -122,7 +123,7 @@ func hashSelection(ctx context.Context, h io.Writer, dir string, o fscopy.Option
 				if it.rel == "." {
 					p = dir
 				}
-				entry, err := describe(p, it.fi, sc)
+				entry, err := describe(p, it.fi, sc, !o.ContextOwner)
 				if err != nil {
 					herr = fmt.Errorf("hashing %s: %w", p, err)
 					failed.Store(true)
@@ -165,7 +166,12 @@ var errStopWalk = errors.New("stop walking")
 
 // describe is one entry's line: "type mode uid:gid", then the link target,
 // device number or size and data sum, then the xattrs' digest if any.
-func describe(p string, fi os.FileInfo, sc *store.StatCache) (string, error) {
+//
+// owners false writes every owner as 0:0: a COPY from the context gives
+// its files 0:0 (or --chown's owner) whoever owns them on disk, so the
+// checkout's owner, which differs between CI machines, must not change
+// the key. A bind mount of the context shows the owners, so they count.
+func describe(p string, fi os.FileInfo, sc *store.StatCache, owners bool) (string, error) {
 	st, ok := fi.Sys().(*syscall.Stat_t)
 	if !ok {
 		return "", errors.New("no stat data")
@@ -196,8 +202,12 @@ func describe(p string, fi os.FileInfo, sc *store.StatCache) (string, error) {
 		b = append(b, '0')
 	}
 	b = append(b, perm...)
-	b = append(strconv.AppendUint(append(b, ' '), uint64(st.Uid), 10), ':')
-	b = strconv.AppendUint(b, uint64(st.Gid), 10)
+	if owners {
+		b = append(strconv.AppendUint(append(b, ' '), uint64(st.Uid), 10), ':')
+		b = strconv.AppendUint(b, uint64(st.Gid), 10)
+	} else {
+		b = append(b, " 0:0"...)
+	}
 	switch typ {
 	case "l":
 		t, err := os.Readlink(p)

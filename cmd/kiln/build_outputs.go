@@ -18,6 +18,7 @@ import (
 	"github.com/kiln-build/kiln/digest"
 	"github.com/kiln-build/kiln/exporter"
 	"github.com/kiln-build/kiln/internal/atomicfile"
+	"github.com/kiln-build/kiln/registry"
 	"github.com/kiln-build/kiln/store"
 )
 
@@ -142,6 +143,7 @@ func exportAll(ctx context.Context, st *store.Store, manifest digest.Digest, out
 		if len(out.Names) == 0 && name != "" {
 			out.Names, out.Name = []string{name}, name
 		}
+		start := time.Now()
 		res, err := exporter.ExportImage(ctx, st.Images(), st.Names(), manifest, out, epoch, os.Stdout)
 		if err != nil {
 			return err
@@ -151,7 +153,14 @@ func exportAll(ctx context.Context, st *store.Store, manifest digest.Digest, out
 			progress.Printf("exporting to %s (%s) done\n", out.Dest, out.Type)
 		case out.Push:
 			for _, n := range out.Names {
-				progress.Printf("pushing %s done\n", canonical(n))
+				// docker's RepoDigests, as kiln push records them.
+				if r, err := registry.Default.ParseReference(n); err == nil {
+					if err := st.Images().RecordRepoDigest(ctx, res.Stored, store.CanonicalRepo(r.Context())+"@"+res.Descriptor.Digest.String()); err != nil {
+						return err
+					}
+				}
+				progress.Printf("pushing %s: digest: %s size: %d, %s done\n", canonical(n), res.Descriptor.Digest,
+					res.Descriptor.Size, time.Since(start).Round(time.Millisecond))
 			}
 		}
 		if out.IsImage() && first == nil {

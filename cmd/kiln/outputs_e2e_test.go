@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -244,6 +245,13 @@ func TestOutputsRealClients(t *testing.T) {
 		t.Errorf("pushed manifest %s, metadata %+v", d, pmd)
 	}
 	skopeo(t, "copy", "--src-tls-verify=false", "docker://"+pushed, "oci:"+t.TempDir()+":x")
+	var ii []struct{ RepoDigests []string }
+	if err := json.Unmarshal([]byte(e.mustKiln("inspect", pushed).stdout), &ii); err != nil {
+		t.Fatal(err)
+	}
+	if want := e.reg + "/kiln-outputs@" + pmd.Digest; len(ii) != 1 || !slices.Contains(ii[0].RepoDigests, want) {
+		t.Errorf("RepoDigests after build --push: %v, want %s", ii, want)
+	}
 
 	// No output: the metadata describes the stored image.
 	e.mustKiln("build", "--progress=plain", "--build-arg", "BASE="+e.base, "-t", "outs:2", "--metadata-file", out+"/stored.json", ctxDir)

@@ -5,6 +5,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"io/fs"
 	"log"
 	"net/http"
 	"net/http/httptest"
@@ -122,7 +123,18 @@ func TestRemoteCacheAcrossMachines(t *testing.T) {
 		t.Errorf("re-export of an unchanged build took %d requests: %v", len(reqs), reqs)
 	}
 
-	rb := build(b, b.context(src), "--cache-from", "type=registry,ref="+ref)
+	// B's checkout has another owner, as on another CI runner: COPY gives
+	// the files 0:0 either way, so its keys are A's.
+	dirB := b.context(src)
+	if err := filepath.WalkDir(dirB, func(p string, _ fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		return os.Lchown(p, 1001, 1001)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	rb := build(b, dirB, "--cache-from", "type=registry,ref="+ref)
 	if n := ran(t, rb.stderr); n != "0" {
 		t.Errorf("machine B ran %s steps, want 0:\n%s", n, rb.stderr)
 	}
