@@ -299,8 +299,9 @@ func (c *Client) Write(ctx context.Context, ref name.Reference, img v1.Image) er
 		ch, wait = pushProgress(fn, ref.String())
 		opts = append(opts, remote.WithProgress(ch))
 	}
-	if src, ok := c.mountSource(ctx, ref); ok {
-		img = mountImage{Image: img, src: src}
+	src, _ := c.mountSource(ctx, ref)
+	if blobs := c.blobSources(ctx, ref); src != nil || len(blobs) > 0 {
+		img = mountImage{Image: img, src: src, blobs: blobs}
 	}
 	err := remote.Write(ref, img, opts...)
 	wait()

@@ -20,6 +20,37 @@ func WithMountFrom(ctx context.Context, repos ...string) context.Context {
 	return context.WithValue(ctx, mountKey{}, repos)
 }
 
+type blobSourceKey struct{}
+
+// WithBlobSources tells pushes done with ctx where particular blobs are
+// known to be (blob digest → "host/repo"s: a base image's layers in the
+// repositories it was pulled from); those blobs are mounted from the first
+// of them on the push's registry, the others from WithMountFrom's.
+func WithBlobSources(ctx context.Context, sources map[string][]string) context.Context {
+	return context.WithValue(ctx, blobSourceKey{}, sources)
+}
+
+// blobSources are ctx's WithBlobSources parsed, those on ref's registry
+// and not ref's own repository.
+func (c *Client) blobSources(ctx context.Context, ref name.Reference) map[v1.Hash]name.Reference {
+	srcs, _ := ctx.Value(blobSourceKey{}).(map[string][]string)
+	out := map[v1.Hash]name.Reference{}
+	for d, repos := range srcs {
+		h, err := v1.NewHash(d)
+		if err != nil {
+			continue
+		}
+		for _, repo := range repos {
+			src, err := c.ParseReference(repo)
+			if err == nil && src.Context().RegistryStr() == ref.Context().RegistryStr() && src.Context().RepositoryStr() != ref.Context().RepositoryStr() {
+				out[h] = src
+				break
+			}
+		}
+	}
+	return out
+}
+
 // mountSource is the first repository of ctx's that is on ref's registry
 // and is not ref's own.
 func (c *Client) mountSource(ctx context.Context, ref name.Reference) (name.Reference, bool) {
@@ -36,10 +67,24 @@ func (c *Client) mountSource(ctx context.Context, ref name.Reference) (name.Refe
 	return nil, false
 }
 
-// mountImage offers its layers for a cross-repository mount from src.
+// mountImage offers its layers for a cross-repository mount: from the
+// repository known to hold each blob (blobs), else from src (nil: none).
 type mountImage struct {
 	v1.Image
-	src name.Reference
+	src   name.Reference
+	blobs map[v1.Hash]name.Reference
+}
+
+func (m mountImage) mountable(l v1.Layer) v1.Layer {
+	if d, err := l.Digest(); err == nil {
+		if src, ok := m.blobs[d]; ok {
+			return &remote.MountableLayer{Layer: l, Reference: src}
+		}
+	}
+	if m.src == nil {
+		return l
+	}
+	return &remote.MountableLayer{Layer: l, Reference: m.src}
 }
 
 func (m mountImage) Layers() ([]v1.Layer, error) {
@@ -49,7 +94,7 @@ func (m mountImage) Layers() ([]v1.Layer, error) {
 	}
 	out := make([]v1.Layer, len(ls))
 	for i, l := range ls {
-		out[i] = &remote.MountableLayer{Layer: l, Reference: m.src}
+		out[i] = m.mountable(l)
 	}
 	return out, nil
 }
@@ -60,5 +105,5 @@ func (m mountImage) ConfigLayer() (v1.Layer, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &remote.MountableLayer{Layer: l, Reference: m.src}, nil
+	return m.mountable(l), nil
 }

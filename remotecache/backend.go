@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"sync"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -42,6 +43,9 @@ type backend interface {
 type registryBackend struct {
 	repo name.Repository
 	ref  name.Reference
+
+	once  sync.Once
+	reuse []remote.Option
 }
 
 // newRegistryBackend parses ref ("host/repo:tag"); the tag is the base
@@ -60,8 +64,21 @@ func newRegistryBackend(ref string) (*registryBackend, string, error) {
 
 func (b *registryBackend) String() string { return b.ref.String() }
 
+// opts are the options of every request to the cache's repository. They
+// share one puller and one pusher: without them each call would ping the
+// registry and exchange a token again, and HEAD blobs already sent, which
+// is most of what an export of small layers costs.
 func (b *registryBackend) opts(ctx context.Context) []remote.Option {
-	return registry.Default.Options(ctx, b.ref)
+	b.once.Do(func() {
+		base := registry.Default.Options(context.Background(), b.ref)
+		if p, err := remote.NewPuller(base...); err == nil {
+			b.reuse = append(b.reuse, remote.Reuse(p))
+		}
+		if p, err := remote.NewPusher(base...); err == nil {
+			b.reuse = append(b.reuse, remote.Reuse(p))
+		}
+	})
+	return append(registry.Default.Options(ctx, b.ref), b.reuse...)
 }
 
 func (b *registryBackend) Tags(ctx context.Context) ([]string, error) {

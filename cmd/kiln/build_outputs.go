@@ -144,7 +144,14 @@ func exportAll(ctx context.Context, st *store.Store, manifest digest.Digest, out
 			out.Names, out.Name = []string{name}, name
 		}
 		start := time.Now()
-		res, err := exporter.ExportImage(ctx, st.Images(), st.Names(), manifest, out, epoch, os.Stdout)
+		ectx := ctx
+		if out.Push || out.Type == exporter.TypeRegistry || out.Attrs["push"] == "true" {
+			var err error
+			if ectx, err = pushContext(ctx, st, manifest); err != nil { // mounts instead of uploads, as kiln push
+				return err
+			}
+		}
+		res, err := exporter.ExportImage(ectx, st.Images(), st.Names(), manifest, out, epoch, os.Stdout)
 		if err != nil {
 			return err
 		}

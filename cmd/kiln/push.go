@@ -72,11 +72,11 @@ func pushImage(ctx context.Context, st *store.Store, d digest.Digest, ref string
 	if err != nil {
 		return "", 0, err
 	}
-	repos, err := mountSources(ctx, st, d)
+	pctx, err := pushContext(ctx, st, d)
 	if err != nil {
 		return "", 0, err
 	}
-	if err := registry.Default.Write(registry.WithMountFrom(ctx, repos...), r, img); err != nil {
+	if err := registry.Default.Write(pctx, r, img); err != nil {
 		return "", 0, err
 	}
 	pushed := digest.FromBytes(raw)
@@ -86,26 +86,24 @@ func pushImage(ctx context.Context, st *store.Store, d digest.Digest, ref string
 	return pushed, len(raw), nil
 }
 
-// mountSources are the repositories that may lend blobs to a push of the
-// stored image d: where it was pulled from or pushed to before, then where
-// the images of the store it was built on (their layers a prefix of its
-// own) came from. A registry mounts from them instead of taking an upload.
-func mountSources(ctx context.Context, st *store.Store, d digest.Digest) ([]string, error) {
-	var repos []string
-	add := func(d digest.Digest) error {
-		rds, err := st.Images().RepoDigests(ctx, d)
-		for _, rd := range rds {
-			repo, _, _ := strings.Cut(rd, "@")
-			if !slices.Contains(repos, repo) {
-				repos = append(repos, repo)
-			}
-		}
-		return err
-	}
-	if err := add(d); err != nil {
+// pushContext is ctx with what lets a registry mount blobs instead of
+// taking uploads for a push of the stored image d: the repositories it was
+// pulled from or pushed to before (for all its blobs), and, for the layers
+// of the store's images it was built on (their layers a prefix of its
+// own), the repositories those came from.
+func pushContext(ctx context.Context, st *store.Store, d digest.Digest) (context.Context, error) {
+	repoOf := func(rd string) string { repo, _, _ := strings.Cut(rd, "@"); return repo }
+	own, err := st.Images().RepoDigests(ctx, d)
+	if err != nil {
 		return nil, err
 	}
-	_, cfg, err := st.Images().Layers(ctx, d)
+	var repos []string
+	for _, rd := range own {
+		if r := repoOf(rd); !slices.Contains(repos, r) {
+			repos = append(repos, r)
+		}
+	}
+	layers, cfg, err := st.Images().Layers(ctx, d)
 	if err != nil {
 		return nil, err
 	}
@@ -113,6 +111,7 @@ func mountSources(ctx context.Context, st *store.Store, d digest.Digest) ([]stri
 	if err != nil {
 		return nil, err
 	}
+	blobs := map[string][]string{}
 	for _, rec := range recs {
 		if rec.Digest == d {
 			continue
@@ -122,13 +121,22 @@ func mountSources(ctx context.Context, st *store.Store, d digest.Digest) ([]stri
 			continue
 		}
 		ids := base.RootFS.DiffIDs
-		if len(ids) > 0 && len(ids) <= len(cfg.RootFS.DiffIDs) && slices.Equal(ids, cfg.RootFS.DiffIDs[:len(ids)]) {
-			if err := add(rec.Digest); err != nil {
-				return nil, err
+		if len(ids) == 0 || len(ids) > len(cfg.RootFS.DiffIDs) || !slices.Equal(ids, cfg.RootFS.DiffIDs[:len(ids)]) {
+			continue
+		}
+		rds, err := st.Images().RepoDigests(ctx, rec.Digest)
+		if err != nil {
+			return nil, err
+		}
+		for _, rd := range rds {
+			for _, l := range layers[:len(ids)] {
+				if r := repoOf(rd); !slices.Contains(blobs[string(l.Digest)], r) {
+					blobs[string(l.Digest)] = append(blobs[string(l.Digest)], r)
+				}
 			}
 		}
 	}
-	return repos, nil
+	return registry.WithBlobSources(registry.WithMountFrom(ctx, repos...), blobs), nil
 }
 
 // transferProgress shows pulls and pushes on stderr: bars with bytes and

@@ -135,6 +135,12 @@ func TestRegistryFaultsPush(t *testing.T) {
 	if n := uploads("team2/app"); n > 4 {
 		t.Errorf("%d blob uploads for one new layer and a config", n)
 	}
+	// build --push too; each base layer is asked of the repository known
+	// to hold it (lib/base), not of the image's own last push.
+	e.mustKiln("build", "--progress=plain", "-t", p.Host+"/team3/app:1", "--push", baseDir)
+	if n := p.Requests(http.MethodPost, "/v2/team3/app/blobs/uploads/?from=lib%2Fbase&mount="); n < 1 {
+		t.Error("build --push did not mount the base layer from lib/base")
+	}
 
 	// What was mounted is whole: a fresh store pulls it from there.
 	f := envAt(t, t.TempDir())
