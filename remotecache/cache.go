@@ -13,6 +13,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/kiln-build/kiln/digest"
+	"github.com/kiln-build/kiln/layer"
 	"github.com/kiln-build/kiln/store"
 )
 
@@ -25,6 +26,10 @@ type Spec struct {
 	// (every step built), and whether cache mounts travel too.
 	Mode        string
 	CacheMounts bool
+	// Codec compresses the layers built here that have no compressed
+	// blob yet (pulled layers keep theirs): DefaultCodec unless
+	// compression= says otherwise. A build's exports share one (SetCodec).
+	Codec layer.Codec
 }
 
 func (s Spec) String() string {
@@ -42,6 +47,7 @@ type Cache struct {
 	platform string
 
 	mu       sync.Mutex
+	codec    layer.Codec         // of the exports (DefaultCodec unless SetCodec)
 	gz       map[string]*gzipped // by diffID
 	prepared map[digest.Digest]bool
 	streams  []backend      // mode=max exports, fed blobs as steps finish
@@ -57,7 +63,7 @@ type Cache struct {
 // New returns the remote caches of a build on st for platform
 // ("linux/amd64"; cache mounts are per platform).
 func New(st *store.Store, platform string) *Cache {
-	return &Cache{st: st, platform: platform, gz: map[string]*gzipped{}, prepared: map[digest.Digest]bool{}, sem: make(chan struct{}, 3), pull: singleflight{m: map[string]*flight{}}}
+	return &Cache{st: st, platform: platform, codec: DefaultCodec, gz: map[string]*gzipped{}, prepared: map[digest.Digest]bool{}, sem: make(chan struct{}, 3), pull: singleflight{m: map[string]*flight{}}}
 }
 
 // backendFor opens a spec's backend and base tag.
@@ -129,8 +135,29 @@ func (c *Cache) blobOf(ctx context.Context, l store.Layer) (store.BlobRef, error
 		c.gz[string(l.DiffID)] = g
 	}
 	c.mu.Unlock()
-	g.once.Do(func() { g.ref, g.err = c.st.Layers().Gzip(ctx, l) })
+	g.once.Do(func() { g.ref, g.err = c.compressed(ctx, l) })
 	return g.ref, g.err
+}
+
+// DefaultCodec is BuildKit's default for cache layers, gzip, which is
+// also what a push of the image uses: a build that exports its cache and
+// pushes compresses each layer once for both. (zstd measured no faster
+// here: the export of a cold build waits on the upload, not on
+// compression.) compression= chooses another.
+var DefaultCodec = layer.Codec{Kind: layer.Gzip}
+
+// SetCodec is the compression of the build's exports (one for all: each
+// layer is compressed once); it is called before the build starts.
+func (c *Cache) SetCodec(codec layer.Codec) { c.codec = codec }
+
+// compressed is l's own blob when it has a compressed one (a pulled layer,
+// passed through byte for byte), else its blob in the cache's codec, made
+// now (or by an earlier export or push) and kept in the store.
+func (c *Cache) compressed(ctx context.Context, l store.Layer) (store.BlobRef, error) {
+	if !l.FromSnapshot() {
+		return c.st.Layers().Gzip(ctx, l) // its own blob, unless it is an uncompressed one
+	}
+	return c.st.Layers().Blob(ctx, l, c.codec)
 }
 
 // Stream makes the blobs of a mode=max export go up while the build goes
@@ -180,7 +207,7 @@ func (c *Cache) Prepare(ctx context.Context, layers []store.Layer) {
 				return
 			}
 			for _, be := range streams {
-				_ = be.PutBlob(ctx, &blobLayer{desc: descriptor(ref, blobMediaType(l, ref)), open: func() (io.ReadCloser, error) {
+				_ = be.PutBlob(ctx, &blobLayer{desc: descriptor(ref, c.blobMediaType(l, ref)), open: func() (io.ReadCloser, error) {
 					return c.st.Blobs().Open(ctx, ref.Digest)
 				}})
 			}

@@ -15,6 +15,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/kiln-build/kiln/digest"
+	"github.com/kiln-build/kiln/layer"
 	"github.com/kiln-build/kiln/store"
 )
 
@@ -69,7 +70,7 @@ func (c *Cache) Export(ctx context.Context, spec Spec, results []Result, mounts 
 			if err != nil {
 				return rep, fmt.Errorf("exporting cache key %s: %w", r.Key, err)
 			}
-			e.Layers = append(e.Layers, Layer{DiffID: l.DiffID, Digest: ref.Digest, Size: ref.Size, MediaType: blobMediaType(l, ref)})
+			e.Layers = append(e.Layers, Layer{DiffID: l.DiffID, Digest: ref.Digest, Size: ref.Size, MediaType: c.blobMediaType(l, ref)})
 		}
 		cfg, err := e.configBytes()
 		if err != nil {
@@ -166,13 +167,22 @@ func (l *blobLayer) Size() (int64, error)                { return l.desc.Size, n
 func (l *blobLayer) MediaType() (types.MediaType, error) { return l.desc.MediaType, nil }
 func (l *blobLayer) Compressed() (io.ReadCloser, error)  { return l.open() }
 
-// blobMediaType is the OCI media type of ref, l's compressed blob: gzip
-// when the store compressed l for it, else the OCI name of l's own
-// (docker's media types in an OCI manifest are refused by some
-// registries).
-func blobMediaType(l store.Layer, ref store.BlobRef) string {
+// blobMediaType is the OCI media type of ref, l's compressed blob: the
+// cache's codec's when it was made for the cache (see compressed), else
+// the OCI name of l's own (docker's media types in an OCI manifest are
+// refused by some registries).
+func (c *Cache) blobMediaType(l store.Layer, ref store.BlobRef) string {
 	if ref.Digest != l.Digest {
-		return store.MediaTypeLayerGzip
+		if !l.FromSnapshot() {
+			return store.MediaTypeLayerGzip // Gzip made it
+		}
+		switch c.codec.Kind {
+		case layer.Zstd:
+			return store.MediaTypeLayerZstd
+		case layer.Gzip:
+			return store.MediaTypeLayerGzip
+		}
+		return store.MediaTypeLayerTar
 	}
 	switch l.MediaType {
 	case string(types.DockerLayer):

@@ -18,6 +18,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/registry"
 
 	"github.com/kiln-build/kiln/digest"
+	"github.com/kiln-build/kiln/layer"
 	"github.com/kiln-build/kiln/store"
 )
 
@@ -381,18 +382,24 @@ func TestNaming(t *testing.T) {
 
 func TestBlobMediaType(t *testing.T) {
 	d1, d2 := digest.FromBytes([]byte("1")), digest.FromBytes([]byte("2"))
+	built := store.Layer{DiffID: d1, Digest: d1, MediaType: store.MediaTypeLayerTar}
 	for _, c := range []struct {
-		l    store.Layer
-		ref  store.BlobRef
-		want string
+		codec layer.Codec
+		l     store.Layer
+		ref   store.BlobRef
+		want  string
 	}{
-		{store.Layer{DiffID: d1, Digest: d1, MediaType: store.MediaTypeLayerTar}, store.BlobRef{Digest: d2}, store.MediaTypeLayerGzip},
-		{store.Layer{DiffID: d1, Digest: d2, MediaType: "application/vnd.docker.image.rootfs.diff.tar.gzip"}, store.BlobRef{Digest: d2}, store.MediaTypeLayerGzip},
-		{store.Layer{DiffID: d1, Digest: d1, MediaType: "application/vnd.docker.image.rootfs.diff.tar"}, store.BlobRef{Digest: d2}, store.MediaTypeLayerGzip},
-		{store.Layer{DiffID: d1, Digest: d2, MediaType: store.MediaTypeLayerZstd}, store.BlobRef{Digest: d2}, store.MediaTypeLayerZstd},
+		{DefaultCodec, built, store.BlobRef{Digest: d2}, store.MediaTypeLayerGzip},
+		{layer.Codec{Kind: layer.Zstd, Level: 19}, built, store.BlobRef{Digest: d2}, store.MediaTypeLayerZstd},
+		{layer.Codec{Kind: layer.Gzip}, built, store.BlobRef{Digest: d2}, store.MediaTypeLayerGzip},
+		{layer.Codec{Kind: layer.Uncompressed}, built, store.BlobRef{Digest: d1}, store.MediaTypeLayerTar},
+		{DefaultCodec, store.Layer{DiffID: d1, Digest: d2, MediaType: "application/vnd.docker.image.rootfs.diff.tar.gzip"}, store.BlobRef{Digest: d2}, store.MediaTypeLayerGzip},
+		{DefaultCodec, store.Layer{DiffID: d1, Digest: d1, MediaType: "application/vnd.docker.image.rootfs.diff.tar"}, store.BlobRef{Digest: d2}, store.MediaTypeLayerGzip},
+		{DefaultCodec, store.Layer{DiffID: d1, Digest: d2, MediaType: store.MediaTypeLayerZstd}, store.BlobRef{Digest: d2}, store.MediaTypeLayerZstd},
 	} {
-		if got := blobMediaType(c.l, c.ref); got != c.want {
-			t.Errorf("%s with blob %s: %s, want %s", c.l.MediaType, c.ref.Digest, got, c.want)
+		cc := &Cache{codec: c.codec}
+		if got := cc.blobMediaType(c.l, c.ref); got != c.want {
+			t.Errorf("%s (codec %s) with blob %s: %s, want %s", c.l.MediaType, c.codec, c.ref.Digest, got, c.want)
 		}
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/kiln-build/kiln/digest"
+	"github.com/kiln-build/kiln/layer"
 	"github.com/kiln-build/kiln/remotecache"
 	"github.com/kiln-build/kiln/solver"
 	"github.com/kiln-build/kiln/solver/dag"
@@ -53,7 +54,7 @@ func parseCacheSpec(v string, export bool) (cacheSpec, error) {
 	if err != nil || len(fields) == 0 {
 		return fail("expected key=value pairs separated by commas")
 	}
-	s := cacheSpec{Spec: remotecache.Spec{Mode: "min"}, ignoreError: true}
+	s := cacheSpec{Spec: remotecache.Spec{Mode: "min", Codec: remotecache.DefaultCodec}, ignoreError: true}
 	if len(fields) == 1 && !strings.Contains(fields[0], "=") {
 		s.Type, s.Ref = "registry", strings.TrimSpace(fields[0])
 	} else {
@@ -84,15 +85,37 @@ func parseCacheSpec(v string, export bool) (cacheSpec, error) {
 					return fail("ignore-error=%s: use true or false", val)
 				}
 				s.ignoreError = b
+			case k == "compression" && export:
+				switch val {
+				case "zstd":
+					s.Codec.Kind = layer.Zstd
+				case "gzip":
+					s.Codec.Kind = layer.Gzip
+				case "uncompressed":
+					s.Codec.Kind = layer.Uncompressed
+				default:
+					return fail("compression=%s: use gzip (the default), zstd or uncompressed", val)
+				}
+			case k == "compression-level" && export:
+				n, err := strconv.Atoi(val)
+				if err != nil {
+					return fail("compression-level=%s: want a number", val)
+				}
+				s.Codec.Level = n
 			case k == "dest" && export, k == "src" && !export:
 				s.Dir = val
 			default:
 				keys := "type, ref, src"
 				if export {
-					keys = "type, ref, dest, mode, cache-mounts, ignore-error"
+					keys = "type, ref, dest, mode, cache-mounts, compression, compression-level, ignore-error"
 				}
 				return fail("unknown key %q (use %s)", k, keys)
 			}
+		}
+	}
+	if export {
+		if err := s.Codec.Validate(); err != nil {
+			return fail("%v", err)
 		}
 	}
 	switch s.Type {
@@ -148,6 +171,12 @@ func newBuildCache(ctx context.Context, st *store.Store, platform string, f cach
 		s, err := parseCacheSpec(v, true)
 		if err != nil {
 			return nil, err
+		}
+		// One compression for every export: each layer is compressed once.
+		if len(b.to) == 0 {
+			b.c.SetCodec(s.Codec)
+		} else if s.Codec != b.to[0].Codec {
+			return nil, fmt.Errorf("--cache-to %q: every --cache-to of a build must use the same compression (each layer is compressed once for all)", v)
 		}
 		b.to = append(b.to, s)
 		if err := b.c.Stream(s.Spec); err != nil {

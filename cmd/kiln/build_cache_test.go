@@ -5,14 +5,23 @@ package main
 import (
 	"strings"
 	"testing"
+
+	"github.com/kiln-build/kiln/remotecache"
 )
 
 func TestParseCacheSpec(t *testing.T) {
 	for _, c := range []struct {
 		in     string
 		export bool
-		want   string // Type Ref|Dir Mode CacheMounts, or "error: ..." substring
+		want   string // Type Ref|Dir Mode CacheMounts [codec], or "error: ..." substring
 	}{
+		{"type=registry,ref=r/a:b,compression=zstd", true, "registry r/a:b min false zstd"},
+		{"type=registry,ref=r/a:b,compression=uncompressed", true, "registry r/a:b min false uncompressed"},
+		{"type=registry,ref=r/a:b,compression=zstd,compression-level=19", true, "registry r/a:b min false zstd-19"},
+		{"type=registry,ref=r/a:b,compression-level=9", true, "registry r/a:b min false gzip-9"},
+		{"type=registry,ref=r/a:b,compression=zip", true, "error: compression=zip"},
+		{"type=registry,ref=r/a:b,compression=gzip,compression-level=12", true, "error: compression-level"},
+		{"type=registry,ref=r/a:b,compression=gzip", false, "error: unknown key \"compression\""},
 		{"type=registry,ref=r.example/app:cache", false, "registry r.example/app:cache min false"},
 		{"r.example/app:cache", false, "registry r.example/app:cache min false"},
 		{"type=registry,ref=r.example/app:cache,mode=max,cache-mounts=true", true, "registry r.example/app:cache max true"},
@@ -37,6 +46,9 @@ func TestParseCacheSpec(t *testing.T) {
 		} else {
 			loc := s.Ref + s.Dir
 			got = strings.Join([]string{s.Type, loc, s.Mode, map[bool]string{true: "true", false: "false"}[s.CacheMounts]}, " ")
+			if c.export && s.Codec != remotecache.DefaultCodec {
+				got += " " + s.Codec.String()
+			}
 		}
 		if strings.HasPrefix(c.want, "error: ") {
 			if err == nil || !strings.Contains(got, strings.TrimPrefix(c.want, "error: ")) {

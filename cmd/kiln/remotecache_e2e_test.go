@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -221,9 +222,14 @@ func TestRemoteCacheLocal(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "cache")
 	empty := t.TempDir()
 	src := map[string]string{"Dockerfile": "ARG BASE\nFROM $BASE\nCOPY f /f\nRUN cat /f > /g\n", "f": "local"}
-	a.mustKiln("build", "--progress=plain", "--build-arg", "BASE="+a.base, "--cache-to", "type=local,dest="+dir, a.context(src))
+	a.mustKiln("build", "--progress=plain", "--build-arg", "BASE="+a.base, "--cache-to", "type=local,dest="+dir+",compression=zstd", a.context(src))
 	if _, err := os.Stat(filepath.Join(dir, "index.json")); err != nil {
 		t.Fatalf("no OCI layout written: %v", err)
+	}
+	// The layers built here went in as zstd (compression=zstd), the base's
+	// as they came.
+	if out, err := exec.Command("grep", "-rl", "tar+zstd", filepath.Join(dir, "blobs")).Output(); err != nil || len(out) == 0 {
+		t.Errorf("no entry names a zstd layer: %v", err)
 	}
 	r := b.mustKiln("build", "--progress=plain", "-t", "l:1", "--build-arg", "BASE="+b.base,
 		"--cache-from", "type=local,src="+empty, "--cache-from", "type=local,src="+dir, b.context(src))
