@@ -236,21 +236,10 @@ func (c *Client) fetch(ctx context.Context, ref name.Reference, platform v1.Plat
 		if img == nil {
 			return nil, v1.Hash{}, &PlatformError{Ref: ref.String(), Want: platform, Available: avail}
 		}
-	} else {
-		if img, err = desc.Image(); err != nil {
-			return nil, v1.Hash{}, err
-		}
-		// A single image must be of the platform asked for too, as docker
-		// refuses it: running it would fail with "exec format error".
-		cfg, err := img.ConfigFile()
-		if err != nil {
-			return nil, v1.Hash{}, err
-		}
-		if cfg.Platform() != nil {
-			if got := *cfg.Platform(); got.OS != "" && !got.Satisfies(platform) {
-				return nil, v1.Hash{}, &PlatformError{Ref: ref.String(), Want: platform, Available: []string{got.String()}}
-			}
-		}
+	} else if img, err = desc.Image(); err != nil {
+		// A single image is taken whatever its platform, as podman and
+		// BuildKit take it (they warn: see kiln pull).
+		return nil, v1.Hash{}, err
 	}
 	if fn := progressOf(ctx); fn != nil {
 		img = progressImage{Image: img, fn: fn}

@@ -234,38 +234,6 @@ func TestPlatformError(t *testing.T) {
 	}
 }
 
-// A single image of another platform is refused as docker refuses it,
-// naming the platform it has.
-func TestPlatformErrorSingleImage(t *testing.T) {
-	isolate(t)
-	s := newServer(t, "", "", "")
-	img, err := random.Image(512, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cf, err := img.ConfigFile()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cf.OS, cf.Architecture = "linux", "arm64"
-	if img, err = mutate.ConfigFile(img, cf); err != nil {
-		t.Fatal(err)
-	}
-	ref, _ := name.ParseReference(s.host+"/arm:1", name.Insecure)
-	if err := remote.Write(ref, img); err != nil {
-		t.Fatal(err)
-	}
-	c := New(Config{})
-	_, err = c.Image(ctx, mustRef(t, c, s.host+"/arm:1"), v1.Platform{OS: "linux", Architecture: "amd64"})
-	var pe *PlatformError
-	if !errors.As(err, &pe) || !strings.Contains(err.Error(), "it has linux/arm64") {
-		t.Fatalf("got %v, want a *PlatformError naming linux/arm64", err)
-	}
-	if _, _, err := c.Fetch(ctx, mustRef(t, c, s.host+"/arm:1"), v1.Platform{OS: "linux", Architecture: "arm64"}); err != nil {
-		t.Errorf("fetch for the image's own platform: %v", err)
-	}
-}
-
 func TestErrorKinds(t *testing.T) {
 	isolate(t)
 	s := newServer(t, "basic", "alice", "s3cret")

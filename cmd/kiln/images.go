@@ -180,6 +180,13 @@ func newPullCmd(g *globalFlags) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			// A single image of another platform is stored, with podman's
+			// warning: running it would fail with "exec format error".
+			if want, err := v1.ParsePlatform(platform); err == nil && p.Config != nil {
+				if got := p.Config.Platform(); got != nil && got.OS != "" && !got.Satisfies(*want) {
+					fmt.Fprintf(os.Stderr, "WARNING: image platform (%s) does not match the expected platform (%s)\n", got, want)
+				}
+			}
 			fmt.Printf("Digest: %s\n%s\n", p.Digest, p.Name)
 			return nil
 		},

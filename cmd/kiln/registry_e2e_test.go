@@ -271,6 +271,15 @@ func TestRegistryPlatformError(t *testing.T) {
 	if d, _ := idx.Digest(); len(ii) != 1 || !contains(ii[0].RepoDigests, reg.Host+"/multi@"+d.String()) {
 		t.Errorf("RepoDigests %v, want the index digest %s", ii, d)
 	}
+	// A single image of another platform is pulled with podman's warning.
+	single, _ := name.ParseReference(reg.Host+"/single:1", name.Insecure)
+	if err := remote.Write(single, img, remote.WithContext(context.Background())); err != nil {
+		t.Fatal(err)
+	}
+	r = e.mustKiln("pull", "--platform", "linux/riscv64", reg.Host+"/single:1")
+	if !strings.Contains(r.stderr, "WARNING: image platform (linux/amd64) does not match the expected platform (linux/riscv64)") {
+		t.Errorf("pull of a linux/amd64 image for linux/riscv64 said:\n%s", r.stderr)
+	}
 }
 
 // indexOf is an index listing img once per platform.
