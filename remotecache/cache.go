@@ -208,7 +208,7 @@ func (c *Cache) Prepare(ctx context.Context, layers []store.Layer) {
 			}
 			for _, be := range streams {
 				_ = be.PutBlob(ctx, &blobLayer{desc: descriptor(ref, c.blobMediaType(l, ref)), open: func() (io.ReadCloser, error) {
-					return c.st.Blobs().Open(ctx, ref.Digest)
+					return c.st.Layers().OpenBlob(ctx, l.DiffID, ref.Digest)
 				}})
 			}
 		}()

@@ -128,17 +128,22 @@ func (c *Cache) entryImage(ctx context.Context, configType string, cfg []byte, l
 	if err != nil {
 		return nil, err
 	}
-	return partial.CompressedToImage(&entryImage{ctx: ctx, blobs: c.st.Blobs(), cfg: cfg, raw: raw, m: &m})
+	diffIDs := map[v1.Hash]digest.Digest{}
+	for i, l := range layers {
+		diffIDs[m.Layers[i].Digest] = l.DiffID
+	}
+	return partial.CompressedToImage(&entryImage{ctx: ctx, layers: c.st.Layers(), diffIDs: diffIDs, cfg: cfg, raw: raw, m: &m})
 }
 
 // entryImage is a go-containerregistry image whose layers are read from
 // the store's blobs as they are uploaded.
 type entryImage struct {
-	ctx   context.Context
-	blobs *store.Blobs
-	cfg   []byte
-	raw   []byte
-	m     *v1.Manifest
+	ctx     context.Context
+	layers  *store.Layers
+	diffIDs map[v1.Hash]digest.Digest // to fetch a lazy layer's blob first
+	cfg     []byte
+	raw     []byte
+	m       *v1.Manifest
 }
 
 func (i *entryImage) RawConfigFile() ([]byte, error)      { return i.cfg, nil }
@@ -151,7 +156,9 @@ func (i *entryImage) LayerByDigest(h v1.Hash) (partial.CompressedLayer, error) {
 	}
 	for _, d := range i.m.Layers {
 		if d.Digest == h {
-			return &blobLayer{desc: d, open: func() (io.ReadCloser, error) { return i.blobs.Open(i.ctx, digest.Digest(h.String())) }}, nil
+			return &blobLayer{desc: d, open: func() (io.ReadCloser, error) {
+				return i.layers.OpenBlob(i.ctx, i.diffIDs[h], digest.Digest(h.String()))
+			}}, nil
 		}
 	}
 	return nil, fmt.Errorf("blob %s is not in the cache entry", h)

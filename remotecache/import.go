@@ -211,6 +211,14 @@ func (c *Cache) fetchLayer(ctx context.Context, src *source, l Layer) (store.Lay
 		if err := errors.Join(l.DiffID.Validate(), l.Digest.Validate()); err != nil {
 			return store.Layer{}, err // both are checked by Import: neither may be empty
 		}
+		if rb, ok := src.be.(*registryBackend); ok {
+			// Lazy: fetched from the cache's repository when first read.
+			sl := store.Layer{DiffID: l.DiffID, Digest: l.Digest, Size: l.Size, MediaType: l.MediaType}
+			if err := c.st.Layers().Record(ctx, sl, store.LayerSource{Repo: rb.repo.Name()}); err != nil {
+				return store.Layer{}, err
+			}
+			return c.st.Layers().Get(ctx, l.DiffID)
+		}
 		rc, err := src.be.Blob(ctx, l.Digest)
 		if err != nil {
 			return store.Layer{}, err

@@ -184,12 +184,27 @@ func TestRegistryRoundTrip(t *testing.T) {
 			t.Errorf("layer %d is not in the store: %v", i, err)
 		}
 	}
-	if n := reg.count("GET blob"); n != 1+3 {
-		t.Errorf("fetching 3 layers made %d blob GETs, want 4", n)
+	// Fetch records the layers lazily: nothing is downloaded until a
+	// reader asks for their content (Ensure), and then each layer once.
+	if n := reg.count("GET blob"); n != 1 {
+		t.Errorf("fetching 3 layers made %d blob GETs, want 1 (the config): they are lazy", n)
 	}
-	// Fetched again: all in the store, nothing downloaded.
-	if _, err := im.Fetch(ctx, e); err != nil || reg.count("GET blob") != 4 {
+	if _, err := im.Fetch(ctx, e); err != nil || reg.count("GET blob") != 1 {
 		t.Errorf("second fetch: %v, %d blob GETs", err, reg.count("GET blob"))
+	}
+	if err := b.Layers().Ensure(ctx, got); err != nil {
+		t.Fatal(err)
+	}
+	for i, l := range got {
+		if !b.Layers().Present(ctx, l.DiffID) {
+			t.Errorf("layer %d not present after Ensure", i)
+		}
+	}
+	if n := reg.count("GET blob"); n != 1+3 {
+		t.Errorf("ensuring 3 lazy layers made %d blob GETs in all, want 4", n)
+	}
+	if err := b.Layers().Ensure(ctx, got); err != nil || reg.count("GET blob") != 4 {
+		t.Errorf("second ensure: %v, %d blob GETs", err, reg.count("GET blob"))
 	}
 	if s, ok := im.LookupSlot(ctx, "[stage-0 2]"); !ok || s.Key != results[1].Key {
 		t.Errorf("slot lookup: %v %v", s.Key, ok)

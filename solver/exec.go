@@ -62,7 +62,11 @@ func (s *Solver) exec(ctx context.Context, v *dag.Vertex, inputs []*state, p *St
 			c.Options = copyOptions(op, nil)
 			c.Options.ContextOwner = true
 		} else {
-			c.SrcLowers = s.store.Layers.SnapshotDirs(inputs[1].layers)
+			lowers, err := s.store.Layers.EnsureDirs(ctx, inputs[1].layers)
+			if err != nil {
+				return nil, err
+			}
+			c.SrcLowers = lowers
 			c.Options = copyOptions(op, nil)
 		}
 		if op.Unpack {
@@ -92,7 +96,11 @@ func (s *Solver) layerOver(ctx context.Context, base []store.Layer, fn func(exec
 		return nil, err
 	}
 	defer s.store.Scratch.Remove(tmp)
-	root := executor.Rootfs{Lowers: s.store.Layers.SnapshotDirs(base), Upper: filepath.Join(tmp, "upper"), Work: filepath.Join(tmp, "work")}
+	lowers, err := s.store.Layers.EnsureDirs(ctx, base) // fetches lazy layers
+	if err != nil {
+		return nil, err
+	}
+	root := executor.Rootfs{Lowers: lowers, Upper: filepath.Join(tmp, "upper"), Work: filepath.Join(tmp, "work")}
 	for _, d := range []string{root.Upper, root.Work} {
 		if err := os.Mkdir(d, 0o755); err != nil {
 			return nil, err

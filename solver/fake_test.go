@@ -166,12 +166,18 @@ func (s fakeLayers) SnapshotDir(diffID digest.Digest) string {
 	return filepath.Join(s.root, "snapshots", diffID.Hex())
 }
 
-func (s fakeLayers) SnapshotDirs(layers []store.Layer) []string {
+// EnsureDirs: the fake has no lazy layers, every snapshot is on disk.
+func (s fakeLayers) EnsureDirs(ctx context.Context, layers []store.Layer) ([]string, error) {
 	out := make([]string, len(layers))
 	for i, l := range layers {
 		out[i] = s.SnapshotDir(l.DiffID)
 	}
-	return out
+	return out, nil
+}
+
+func (s fakeLayers) Present(ctx context.Context, diffID digest.Digest) bool {
+	_, err := os.Stat(s.SnapshotDir(diffID))
+	return err == nil
 }
 
 // MoveIn names the layer by a digest of the tree's names, types and data

@@ -55,7 +55,7 @@ func (s *Solver) runMounts(ctx context.Context, v *dag.Vertex, op *dag.ExecOp, i
 	for _, m := range op.Mounts {
 		switch m.Type {
 		case "bind":
-			em, err := s.bindMount(v, m, inputs, scratch)
+			em, err := s.bindMount(ctx, v, m, inputs, scratch)
 			if err != nil {
 				return nil, nil, release, err
 			}
@@ -97,7 +97,7 @@ func (s *Solver) runMounts(ctx context.Context, v *dag.Vertex, op *dag.ExecOp, i
 	return mounts, env, release, nil
 }
 
-func (s *Solver) bindMount(v *dag.Vertex, m dag.Mount, inputs []*state, scratch func(string) (string, error)) (executor.Mount, error) {
+func (s *Solver) bindMount(ctx context.Context, v *dag.Vertex, m dag.Mount, inputs []*state, scratch func(string) (string, error)) (executor.Mount, error) {
 	if m.Input < 0 || m.Input >= len(v.Inputs) {
 		return executor.Mount{}, fmt.Errorf("bind mount of %s: no source", m.Target)
 	}
@@ -113,7 +113,7 @@ func (s *Solver) bindMount(v *dag.Vertex, m dag.Mount, inputs []*state, scratch 
 		return executor.Mount{Type: "bind", Source: dir, Subpath: m.Source, Target: m.Target, ReadOnly: true}, nil
 	}
 	// An overlay: read-only, or writable with changes thrown away after.
-	em, err := s.inputOverlay(v, m, inputs, scratch)
+	em, err := s.inputOverlay(ctx, v, m, inputs, scratch)
 	if err != nil {
 		return executor.Mount{}, err
 	}
@@ -189,7 +189,7 @@ func (s *Solver) cacheMount(ctx context.Context, v *dag.Vertex, m dag.Mount, inp
 		// The seed's layers (or directory) below, the cache's own changes
 		// kept in an upper dir across builds: a copy-on-write child of the
 		// seed, as BuildKit makes it.
-		em, err := s.seededCache(v, m, inputs, dir, scratch)
+		em, err := s.seededCache(ctx, v, m, inputs, dir, scratch)
 		if err != nil {
 			unlock()
 			return executor.Mount{}, nil, err
@@ -217,12 +217,15 @@ func (s *Solver) cacheMount(ctx context.Context, v *dag.Vertex, m dag.Mount, inp
 // inputOverlay is a read-only overlay of the mount's input (a directory,
 // or a layer chain) at m.Target, showing m.Source of it; the caller adds an
 // upper dir to make it writable.
-func (s *Solver) inputOverlay(v *dag.Vertex, m dag.Mount, inputs []*state, scratch func(string) (string, error)) (executor.Mount, error) {
+func (s *Solver) inputOverlay(ctx context.Context, v *dag.Vertex, m dag.Mount, inputs []*state, scratch func(string) (string, error)) (executor.Mount, error) {
 	var lowers []string
 	if d, ok := s.dirOf(v.Inputs[m.Input]); ok {
 		lowers = []string{d}
 	} else {
-		lowers = s.store.Layers.SnapshotDirs(inputs[m.Input].layers)
+		var err error
+		if lowers, err = s.store.Layers.EnsureDirs(ctx, inputs[m.Input].layers); err != nil {
+			return executor.Mount{}, err
+		}
 	}
 	empty, err := scratch("empty")
 	if err != nil {
@@ -236,14 +239,14 @@ func (s *Solver) inputOverlay(v *dag.Vertex, m dag.Mount, inputs []*state, scrat
 		Subpath: path.Clean("/" + m.Source), Staging: staging}, nil
 }
 
-func (s *Solver) seededCache(v *dag.Vertex, m dag.Mount, inputs []*state, dir string, scratch func(string) (string, error)) (executor.Mount, error) {
+func (s *Solver) seededCache(ctx context.Context, v *dag.Vertex, m dag.Mount, inputs []*state, dir string, scratch func(string) (string, error)) (executor.Mount, error) {
 	upper, work := filepath.Join(dir, "upper"), filepath.Join(dir, "work")
 	for _, d := range []string{upper, work} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return executor.Mount{}, fmt.Errorf("cache mount %s: %w", m.Target, err)
 		}
 	}
-	em, err := s.inputOverlay(v, m, inputs, scratch)
+	em, err := s.inputOverlay(ctx, v, m, inputs, scratch)
 	if err != nil {
 		return executor.Mount{}, err
 	}

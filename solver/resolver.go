@@ -24,7 +24,7 @@ type Resolver struct {
 
 // Resolve implements frontend.ImageResolver.
 func (r *Resolver) Resolve(ctx context.Context, ref, platform string) (string, digest.Digest, *v1.ConfigFile, error) {
-	p, err := r.Images.Pull(ctx, ref, platform, r.Policy)
+	p, err := r.Images.PullLazy(ctx, ref, platform, r.Policy) // layers fetched when a step reads them
 	if err != nil {
 		return "", "", nil, err
 	}

@@ -51,5 +51,9 @@ func (s *Solver) reuseFor(ctx context.Context, v *dag.Vertex, base []store.Layer
 	if len(files) == 0 {
 		return nil
 	}
-	return &fscopy.Reuse{Snapshot: s.store.Layers.SnapshotDir(layers[len(layers)-1].DiffID), Files: files}
+	last := layers[len(layers)-1]
+	if !s.store.Layers.Present(ctx, last.DiffID) {
+		return nil // lazy: not worth fetching to save hashing
+	}
+	return &fscopy.Reuse{Snapshot: s.store.Layers.SnapshotDir(last.DiffID), Files: files}
 }

@@ -71,8 +71,11 @@ func testLayers(t *testing.T, r Roles) {
 	if data, err := os.ReadFile(filepath.Join(r.Layers.SnapshotDir(a.DiffID), "f")); err != nil || string(data) != "A" {
 		t.Errorf("a's snapshot: %q, %v", data, err)
 	}
-	if dirs := r.Layers.SnapshotDirs([]store.Layer{a, b}); len(dirs) != 2 || dirs[0] != r.Layers.SnapshotDir(a.DiffID) || dirs[1] != r.Layers.SnapshotDir(b.DiffID) {
-		t.Errorf("SnapshotDirs = %v", dirs)
+	if dirs, err := r.Layers.EnsureDirs(t.Context(), []store.Layer{a, b}); err != nil || len(dirs) != 2 || dirs[0] != r.Layers.SnapshotDir(a.DiffID) || dirs[1] != r.Layers.SnapshotDir(b.DiffID) {
+		t.Errorf("EnsureDirs = %v, %v", dirs, err)
+	}
+	if !r.Layers.Present(t.Context(), a.DiffID) || r.Layers.Present(t.Context(), digest.FromBytes([]byte("no such layer"))) {
+		t.Error("Present is wrong")
 	}
 }
 

@@ -31,7 +31,11 @@ type Records interface {
 // format, and the making of a new one (store.Layers).
 type Layers interface {
 	SnapshotDir(diffID digest.Digest) string
-	SnapshotDirs(layers []store.Layer) []string
+	// EnsureDirs fetches the lazy ones of layers and returns their
+	// snapshots, bottom first: overlay lower dirs.
+	EnsureDirs(ctx context.Context, layers []store.Layer) ([]string, error)
+	// Present says whether the layer's snapshot is here (not lazy).
+	Present(ctx context.Context, diffID digest.Digest) bool
 	// MoveIn turns dir (made by Scratch.Dir) into a layer; dir is gone
 	// afterwards.
 	MoveIn(ctx context.Context, dir string) (store.Layer, error)

@@ -109,13 +109,17 @@ func (c *checker) layers(ctx context.Context) error {
 	ls := c.s.layers
 	files, _ := filepath.Glob(filepath.Join(ls.records, "*.json"))
 	for _, p := range files {
-		var l Layer
-		if err := readJSON(p, &l); err != nil {
+		var rec layerRecord
+		if err := readJSON(p, &rec); err != nil {
 			c.add(p, "unreadable layer record")
 			continue
 		}
+		l := rec.Layer
 		blobThere := c.s.blobs.has(ctx, l.Digest)
 		switch {
+		case rec.Remote != nil && !dirExists(ls.SnapshotDir(l.DiffID)) && (!blobThere || c.hasBlob(ctx, l.Digest)):
+			// Lazy: its content is fetched (and verified) when first read.
+			c.goodLayer[l.DiffID] = true
 		case !c.hasBlob(ctx, l.Digest) && !(l.FromSnapshot() && !blobThere):
 			c.add(p, "layer %s: blob %s missing or corrupt", l.DiffID, l.Digest)
 		case !dirExists(ls.SnapshotDir(l.DiffID)):

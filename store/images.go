@@ -138,6 +138,12 @@ func (im *Images) Commit(ctx context.Context, cfg *v1.ConfigFile, layers []Layer
 // Import stores img (its layers unpacked into snapshots) and returns its
 // manifest digest. Layers already in the store are not read again.
 func (im *Images) Import(ctx context.Context, img v1.Image) (digest.Digest, error) {
+	return im.importImage(ctx, img, nil)
+}
+
+// importImage is Import; with src, a layer missing from the store is
+// recorded lazily (Layers.Record), to be fetched from src when read.
+func (im *Images) importImage(ctx context.Context, img v1.Image, src *LayerSource) (digest.Digest, error) {
 	cfg, err := img.ConfigFile()
 	if err != nil {
 		return "", fmt.Errorf("reading image config: %w", err)
@@ -151,7 +157,7 @@ func (im *Images) Import(ctx context.Context, img v1.Image) (digest.Digest, erro
 	}
 	for i, l := range layers {
 		diffID := digest.Digest(cfg.RootFS.DiffIDs[i].String())
-		if _, err := im.layers.Get(ctx, diffID); err == nil {
+		if im.layers.Present(ctx, diffID) {
 			continue
 		}
 		d, err := l.Digest()
@@ -161,6 +167,17 @@ func (im *Images) Import(ctx context.Context, img v1.Image) (digest.Digest, erro
 		mt, err := l.MediaType()
 		if err != nil {
 			return "", fmt.Errorf("layer %s: %w", d, err)
+		}
+		if src != nil {
+			size, err := l.Size()
+			if err != nil {
+				return "", fmt.Errorf("layer %s: %w", d, err)
+			}
+			sl := Layer{DiffID: diffID, Digest: digest.Digest(d.String()), Size: size, MediaType: string(mt)}
+			if err := im.layers.Record(ctx, sl, *src); err != nil {
+				return "", err
+			}
+			continue
 		}
 		rc, err := l.Compressed()
 		if err != nil {
@@ -204,30 +221,45 @@ func (i *storeImage) MediaType() (types.MediaType, error) {
 }
 
 func (i *storeImage) LayerByDigest(h v1.Hash) (partial.CompressedLayer, error) {
-	for _, d := range i.m.Layers {
+	for n, d := range i.m.Layers {
 		if d.Digest == h {
-			return &storeLayer{im: i.im, ctx: i.ctx, desc: d}, nil
+			return &storeLayer{im: i.im, ctx: i.ctx, desc: d, diffID: i.diffID(n)}, nil
 		}
 	}
 	return nil, fmt.Errorf("layer %s is not in the image: %w", h, ErrNotFound)
 }
 
+// diffID is the diffID of the image's layer n, "" if the config has none.
+func (i *storeImage) diffID(n int) digest.Digest {
+	var cfg struct {
+		RootFS struct {
+			DiffIDs []digest.Digest `json:"diff_ids"`
+		} `json:"rootfs"`
+	}
+	if json.Unmarshal(i.config, &cfg) != nil || n >= len(cfg.RootFS.DiffIDs) {
+		return ""
+	}
+	return cfg.RootFS.DiffIDs[n]
+}
+
 type storeLayer struct {
-	im   *Images
-	ctx  context.Context
-	desc v1.Descriptor
+	im     *Images
+	ctx    context.Context
+	desc   v1.Descriptor
+	diffID digest.Digest // to fetch the layer first if it is lazy
 }
 
 func (l *storeLayer) Digest() (v1.Hash, error)            { return l.desc.Digest, nil }
 func (l *storeLayer) Size() (int64, error)                { return l.desc.Size, nil }
 func (l *storeLayer) MediaType() (types.MediaType, error) { return l.desc.MediaType, nil }
 
-// Compressed is the blob as the manifest names it: for an uncompressed
+// Compressed is the blob as the manifest names it (a lazy layer's is
+// fetched first): for an uncompressed
 // layer, whose blob is not on disk (built here, or exported with
 // compression=uncompressed), its tar, made from its snapshot or blob.
 func (l *storeLayer) Compressed() (io.ReadCloser, error) {
 	d := digest.Digest(l.desc.Digest.String())
-	rc, err := l.im.blobs.Open(l.ctx, d)
+	rc, err := l.im.layers.OpenBlob(l.ctx, l.diffID, d)
 	if err == nil || !IsNotFound(err) || !isUncompressed(l.desc.MediaType) {
 		return rc, err
 	}

@@ -10,6 +10,8 @@ import (
 	"os"
 	"path/filepath"
 
+	"golang.org/x/sync/singleflight"
+
 	"github.com/kiln-build/kiln/digest"
 	"github.com/kiln-build/kiln/internal/ctxio"
 	"github.com/kiln-build/kiln/layer"
@@ -57,6 +59,9 @@ type layerRecord struct {
 	Gzip    *BlobRef                 `json:"gzip,omitempty"`
 	Blobs   map[string]BlobRef       `json:"blobs,omitempty"`
 	Clamped map[string]digest.Digest `json:"clamped,omitempty"`
+	// Remote is where a lazy layer's content is fetched from (Record);
+	// set only while the layer may lack its blob and snapshot.
+	Remote *LayerSource `json:"remote,omitempty"`
 }
 
 // blobRefs are the blobs the record keeps: its layer's and every one an
@@ -101,6 +106,9 @@ type Layers struct {
 	temp   *Temp
 	config *Config
 	sizes  *snapshotSizes
+
+	locks   string             // locks/layer-<diffID hex>: one fetch of a lazy layer at a time
+	flights singleflight.Group // the same, within this process
 }
 
 // SnapshotDir is the snapshot of the layer with diffID.
@@ -123,14 +131,19 @@ func (ls *Layers) recordPath(diffID digest.Digest) string {
 }
 
 // Get returns the layer with diffID, if its record, blob and snapshot are
-// all present; it wraps ErrNotFound if one is missing.
+// all present, or if it is lazy (recorded with a source: see Record, and
+// Ensure before reading its content); it wraps ErrNotFound otherwise.
 func (ls *Layers) Get(ctx context.Context, diffID digest.Digest) (Layer, error) {
 	if err := diffID.Validate(); err != nil {
 		return Layer{}, fmt.Errorf("layer %s: %w", diffID, err)
 	}
-	var l Layer
-	if err := readJSON(ls.recordPath(diffID), &l); err != nil {
+	var r layerRecord
+	if err := readJSON(ls.recordPath(diffID), &r); err != nil {
 		return Layer{}, fmt.Errorf("layer %s: %w", diffID, err)
+	}
+	l := r.Layer
+	if r.Remote != nil {
+		return l, nil
 	}
 	if !l.FromSnapshot() && !ls.blobs.has(ctx, l.Digest) {
 		return Layer{}, fmt.Errorf("layer %s blob %s: %w", diffID, l.Digest, ErrNotFound)

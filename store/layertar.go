@@ -16,11 +16,15 @@ import (
 	"github.com/kiln-build/kiln/layer"
 )
 
-// OpenTar opens the uncompressed tar of the stored layer l: its blob,
+// OpenTar opens the uncompressed tar of the stored layer l (fetched first
+// if it is lazy: see Ensure): its blob,
 // decompressed, or for a layer built here (Layer.FromSnapshot) without a
 // blob, its snapshot written as a tar as it is read. Either way the reader
 // fails at the end if the bytes do not hash to l.DiffID.
 func (ls *Layers) OpenTar(ctx context.Context, l Layer) (io.ReadCloser, error) {
+	if err := ls.Ensure(ctx, []Layer{l}); err != nil {
+		return nil, err
+	}
 	if rc, err := ls.blobs.Open(ctx, l.Digest); err == nil {
 		ur, err := layer.Decompress(rc)
 		if err != nil {

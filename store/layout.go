@@ -47,7 +47,7 @@ var (
 	snapshotsDir = &entry{path: "snapshots", dir: true, role: "Layers", gc: gcSwept, du: duSnapshots,
 		holds: "<diffID hex>/: each layer unpacked, in overlay format; never changed once there"}
 	layersDir = &entry{path: "layers", dir: true, role: "Layers", gc: gcSwept, du: duRecordIndex,
-		holds: "<diffID hex>.json: a layer's blob digest, size, media type and gzip form"}
+		holds: "<diffID hex>.json: a layer's blob digest, size, media type and gzip form; for a lazy layer, the repository its blob is fetched from (remote)"}
 	keysDir = &entry{path: "keys", dir: true, role: "Records", gc: gcAged, du: duRecords,
 		holds: "<key hex>.json: the layer chain a cache key made; <key hex>.image.json: the image an image key made"}
 	namesDir = &entry{path: "images", dir: true, role: "Names", gc: gcRoot,
@@ -61,7 +61,7 @@ var (
 	cacheMountsDir = &entry{path: "cache-mounts", dir: true, role: "CacheMounts", du: duCacheMounts,
 		holds: "<id hash>[-<n>]/: the directories of RUN --mount=type=cache"}
 	locksDir = &entry{path: "locks", dir: true, role: "Records, CacheMounts",
-		holds: "flock files: <3 hex> for the cache keys that start so, cache-<id hash>-<n> for cache mounts"}
+		holds: "flock files: <3 hex> for the cache keys that start so, cache-<id hash>-<n> for cache mounts, layer-<diffID hex> for fetching a lazy layer"}
 	tmpDir = &entry{path: "tmp", dir: true, role: "Temp",
 		holds: "writes in progress, renamed into place when done; a *.lk dir is flocked by its live owner"}
 	gcLockFile = &entry{path: "gc.lock", role: "GC",

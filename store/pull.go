@@ -41,6 +41,18 @@ type Pulled struct {
 // according to policy, and names it durably under its canonical name
 // (unless it is a digest reference). platform is "os/arch[/variant]".
 func (im *Images) Pull(ctx context.Context, ref, platform string, policy PullPolicy) (Pulled, error) {
+	return im.pull(ctx, ref, platform, policy, false)
+}
+
+// PullLazy is Pull that downloads no layer: each one the store lacks is
+// recorded lazily, with the image's repository as its source, and fetched
+// when a step, `kiln run` or an export first reads it (Layers.Ensure).
+// The build's FROM resolves through it.
+func (im *Images) PullLazy(ctx context.Context, ref, platform string, policy PullPolicy) (Pulled, error) {
+	return im.pull(ctx, ref, platform, policy, true)
+}
+
+func (im *Images) pull(ctx context.Context, ref, platform string, policy PullPolicy, lazy bool) (Pulled, error) {
 	r, err := imageref.Parse(ref)
 	if err != nil {
 		return Pulled{}, err
@@ -48,7 +60,7 @@ func (im *Images) Pull(ctx context.Context, ref, platform string, policy PullPol
 	canonical := imageref.Canonical(r)
 	if policy != PullAlways {
 		if rec, err := im.names.Get(ctx, ref); err == nil {
-			if _, cfg, err := im.Layers(ctx, rec.Digest); err == nil {
+			if layers, cfg, err := im.Layers(ctx, rec.Digest); err == nil && (lazy || im.layers.Ensure(ctx, layers) == nil) {
 				return Pulled{Name: canonical, Digest: rec.Digest, Config: cfg}, nil
 			}
 		}
@@ -68,10 +80,15 @@ func (im *Images) Pull(ctx context.Context, ref, platform string, policy PullPol
 	if err != nil {
 		return Pulled{}, err
 	}
-	if err := im.fetchLayers(ctx, img, client.Jobs(), client.Retries()); err != nil {
-		return Pulled{}, registry.PullError(r, err)
+	var d digest.Digest
+	if lazy {
+		d, err = im.ImportLazy(ctx, img, LayerSource{Repo: r.Context().Name()})
+	} else {
+		if err := im.fetchLayers(ctx, img, client.Jobs(), client.Retries()); err != nil {
+			return Pulled{}, registry.PullError(r, err)
+		}
+		d, err = im.Import(ctx, img)
 	}
-	d, err := im.Import(ctx, img)
 	if err != nil {
 		return Pulled{}, registry.PullError(r, err)
 	}
@@ -116,7 +133,7 @@ func (im *Images) fetchLayers(ctx context.Context, img v1.Image, jobs, retries i
 			continue
 		}
 		seen[diffID] = true
-		if _, err := im.layers.Get(ctx, diffID); err == nil {
+		if im.layers.Present(ctx, diffID) {
 			if d, err := l.Digest(); err == nil {
 				registry.Report(ctx, registry.Event{Op: "pull", ID: d.String(), Done: true, Exists: true})
 			}

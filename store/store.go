@@ -80,7 +80,7 @@ func newStore(root string) *Store {
 	sizes := &snapshotSizes{path: gcSizesFile.in(root), tmp: tmp}
 	s.blobs = &Blobs{dir: blobsDir.in(root), tmp: tmp}
 	s.layers = &Layers{snapshots: snapshotsDir.in(root), records: layersDir.in(root), tmp: tmp,
-		blobs: s.blobs, temp: s.temp, config: s.config, sizes: sizes}
+		blobs: s.blobs, temp: s.temp, config: s.config, sizes: sizes, locks: locksDir.in(root)}
 	s.names = &Names{dir: namesDir.in(root), tmp: tmp, blobs: s.blobs}
 	s.images = &Images{blobs: s.blobs, layers: s.layers, names: s.names}
 	locks := locksDir.in(root)

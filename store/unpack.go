@@ -18,7 +18,7 @@ import (
 // when known, are verified. The blob is written and unpacked in one pass
 // over r; nothing is recorded unless both digests check out.
 func (ls *Layers) Import(ctx context.Context, r io.Reader, blob, diffID digest.Digest, mediaType string) (Layer, error) {
-	if diffID != "" {
+	if diffID != "" && ls.Present(ctx, diffID) {
 		if l, err := ls.Get(ctx, diffID); err == nil {
 			return l, nil
 		}

@@ -84,6 +84,10 @@ func runRun(cmd *cobra.Command, g *globalFlags, f *runFlags, image string, args 
 	if err != nil {
 		return err
 	}
+	lowers, err := st.Layers().EnsureDirs(ctx, layers) // fetches lazy layers
+	if err != nil {
+		return err
+	}
 	env, err := envFlags(f.envFiles, f.env)
 	if err != nil {
 		return err
@@ -115,7 +119,7 @@ func runRun(cmd *cobra.Command, g *globalFlags, f *runFlags, image string, args 
 		return err
 	}
 	runErr := executor.Run(ctx, executor.Rootfs{
-		Lowers: st.Layers().SnapshotDirs(layers),
+		Lowers: lowers,
 		Upper:  dir + "/upper",
 		Work:   dir + "/work",
 	}, proc, withHostname(opts, hostname))
